@@ -4,8 +4,12 @@ STAMP   := .venv/.installed
 export LADDER_DATA ?= $(abspath ../shared/data)
 export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED = 0
+# The kernel environment of the stored notebook outputs (CANONICAL_ENV in scripts/notebooks.py).
+NB_ENV  := OMP_NUM_THREADS=2 PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=
+VENDORED := _vendor/versions.json
 
-.PHONY: book test unit nbval execute clean-notebooks check-notebooks vendor lint benchmarks
+.PHONY: book test unit nbval execute clean-notebooks check-notebooks vendor lint benchmarks \
+        notebooks browser-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -22,3 +26,37 @@ book: $(STAMP) vendor
 test: $(STAMP)
 	.venv/bin/ruff check ladder tests benchmarks
 	$(PY) -m pytest tests
+
+## Re-execute every book/*.ipynb in place (fresh python3 kernel, cwd book/, NB_ENV, widget
+## state stored), then clean them into canonical form. `make execute` is the same.
+notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py execute
+
+execute: notebooks
+
+## Rewrite book/*.ipynb in canonical form without executing them.
+clean-notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py clean
+
+## Fail, listing the offenders, unless every notebook is canonical and fully executed.
+check-notebooks: $(STAMP)
+	$(PY) scripts/notebooks.py verify
+
+## Re-run every chapter and compare it with its stored outputs (strict nbval).
+nbval: $(STAMP)
+	env $(NB_ENV) $(PY) -m pytest --nbval book/ --nbval-current-env --nbval-cell-timeout 600 \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+## Copy the pinned MathJax and ipywidgets JS (package-lock.json) into _vendor/ for offline pages.
+vendor: $(VENDORED)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+
+$(VENDORED): node_modules/.package-lock.json scripts/vendor_assets.py
+	python3 scripts/vendor_assets.py
+
+## Open the built pages in headless Chromium with no network: screenshots in _build/browser-check,
+## fails unless every equation is typeset and every widget rendered.
+browser-check: book
+	$(PY) scripts/browser_check.py --html _build/html --out _build/browser-check

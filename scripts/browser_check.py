@@ -1,0 +1,264 @@
+"""Open the built book in headless Chromium with no network; screenshot it and check what rendered.
+
+    python scripts/browser_check.py [--html _build/html] [--out _build/browser-check]
+
+`make browser-check` builds the book first. The pages are served from 127.0.0.1 and every other
+host name resolves to nothing, so the check proves the pages work offline. For every page under
+book/ it fails (exit 1), listing what is missing, unless
+* the page loads no script, stylesheet or image from another host, and each vendored bundle once;
+* every equation (Sphinx's `math` elements) was typeset by MathJax (an `mjx-container` inside);
+* every stored widget view was rendered by the widget manager (a `jupyter-widgets` element);
+* every image the page shows exists in the build;
+and unless the book has at least one equation, one widget and one figure (`--require`).
+Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
+around the book's first display equation, widget and figure; look at them. (Headless Chromium
+paints a scrolled page blank, so the page is measured by a script the local server adds to it,
+shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
+FEATURES = ("equation", "widget", "figure")
+ONCE = ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+# Added to every page served: after MathJax and the widgets have rendered, record the page height
+# and the first equation, widget and figure as <html data-check-NAME="top,height"> for the dump.
+MEASURE = b"""<script>window.addEventListener("load", () => setTimeout(() => {
+  const root = document.documentElement;
+  const pick = {equation: ["div.math", "span.math"], widget: [".widget-subarea"],
+                figure: ["article img", "main img"]};
+  for (const [name, selectors] of Object.entries(pick)) {
+    const el = selectors.map((s) => document.querySelector(s)).find((e) => e);
+    if (el) {
+      const box = el.getBoundingClientRect();
+      root.setAttribute("data-check-" + name,
+                        Math.round(box.top + window.scrollY) + "," + Math.round(box.height));
+    }
+  }
+  root.setAttribute("data-check-height", root.scrollHeight);
+}, 6000));</script>"""
+
+
+@dataclass
+class Page:
+    """What one HTML document holds: math elements, widget views, images, external loads."""
+
+    math: int = 0
+    typeset: int = 0  # math elements with an mjx-container inside
+    views: int = 0  # <script type=widget-view+json>
+    rendered: int = 0  # widget-subarea divs holding a rendered jupyter-widgets element
+    images: list[str] = field(default_factory=list)
+    loads: list[str] = field(default_factory=list)  # script src, stylesheet href
+    height: int = 0  # measured page height (dumped DOM only)
+    boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
+
+
+class Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = Page()
+        self.stack: list[tuple[str, set[str]]] = []  # open elements: (tag, marks)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        classes = set(a.get("class", "").split())
+        if tag == "html":
+            self.page.height = int(a.get("data-check-height") or 0)
+            for name in FEATURES:
+                if a.get(f"data-check-{name}"):
+                    top, height = a[f"data-check-{name}"].split(",")
+                    self.page.boxes[name] = (int(top), int(height))
+        marks = set()
+        if "math" in classes and tag in ("div", "span"):
+            self.page.math += 1
+            marks.add("math")
+        if "widget-subarea" in classes:
+            marks.add("subarea")
+        if tag == "mjx-container":
+            self._mark_enclosing("math", "typeset")
+        if "jupyter-widgets" in classes:
+            self._mark_enclosing("subarea", "rendered")
+        if tag == "script":
+            if a.get("type") == VIEW_TYPE:
+                self.page.views += 1
+            if a.get("src"):
+                self.page.loads.append(a["src"])
+        if tag == "link" and "stylesheet" in a.get("rel", "").split() and a.get("href"):
+            self.page.loads.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.page.images.append(a["src"])
+        if tag not in ("img", "link", "meta", "br", "hr", "input", "source", "col", "area"):
+            self.stack.append((tag, marks))
+
+    def _mark_enclosing(self, mark: str, done: str) -> None:
+        for _, marks in reversed(self.stack):
+            if mark in marks:
+                if done not in marks:
+                    marks.add(done)
+                    if done == "typeset":
+                        self.page.typeset += 1
+                    else:
+                        self.page.rendered += 1
+                return
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                return
+
+
+def scan(html: str) -> Page:
+    parser = Scan()
+    parser.feed(html)
+    return parser.page
+
+
+def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def send_head(self):  # serve .html pages with MEASURE added
+            path = Path(self.translate_path(self.path))
+            if path.suffix != ".html" or not path.is_file():
+                return super().send_head()
+            body = path.read_bytes().replace(b"</body>", MEASURE + b"</body>")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=directory))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def chromium(binary: str, url: str, extra: list[str], budget_ms: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="browser-check-") as profile:
+        cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+               f"--virtual-time-budget={budget_ms}", *extra, url]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium failed ({done.returncode}) on {url}:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
+    found = []
+    for src in page.loads + page.images:
+        if urlsplit(src).scheme in ("http", "https") or src.startswith("//"):
+            found.append(f"loads {src} from another host")
+    for bundle in ONCE:
+        n = sum(bundle in urlsplit(src).path for src in page.loads)
+        if n > 1:
+            found.append(f"loads {bundle} {n} times (is there a top-level _static/ folder?)")
+    for src in page.images:
+        if not urlsplit(src).scheme and not src.startswith("data:"):
+            target = (page_path.parent / unquote(urlsplit(src).path)).resolve()
+            if html_dir.resolve() not in target.parents or not target.is_file():
+                found.append(f"image {src} is missing from the build")
+    return found
+
+
+def crop(page_shot: Path, box: tuple[int, int], out: Path) -> None:
+    """Cut the region around `box` (top, height) out of a whole-page screenshot."""
+    from PIL import Image  # matplotlib's dependency; only needed here
+
+    with Image.open(page_shot) as image:
+        top = max(0, box[0] - 200)
+        bottom = min(image.height, max(box[0] + box[1] + 250, top + 500))
+        image.crop((0, top, image.width, bottom)).save(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "browser-check")
+    parser.add_argument("--pages", nargs="*", help="paths under --html (default: book/*.html)")
+    parser.add_argument("--require", nargs="*", default=list(FEATURES), choices=FEATURES,
+                        help="features the book must contain at least once (default: all)")
+    parser.add_argument("--chromium", default=next(
+        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None))
+    parser.add_argument("--budget-ms", type=int, default=10000, help="virtual time per page")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--max-height", type=int, default=12000, help="cut longer pages' shots")
+    args = parser.parse_args(argv)
+
+    if not args.chromium:
+        print("browser-check: no Chromium found; `apt-get install -y chromium` (Debian)",
+              file=sys.stderr)
+        return 2
+    pages = args.pages or sorted(p.relative_to(args.html).as_posix()
+                                 for p in (args.html / "book").glob("*.html"))
+    if not pages:
+        print(f"browser-check: no pages under {args.html}/book; run `make book`", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    server, base = serve(args.html)
+    failures: dict[str, list[str]] = {}
+    first: dict[str, Path] = {}  # feature -> the first-<feature>.png written
+    try:
+        for name in pages:
+            path = args.html / name
+            static = scan(path.read_text(encoding="utf-8"))
+            found = static_problems(static, args.html, path)
+            dom = scan(chromium(args.chromium, f"{base}/{name}", ["--dump-dom"], args.budget_ms))
+            if dom.typeset < static.math:
+                found.append(f"{static.math - dom.typeset} of {static.math} equations not typeset "
+                             "by MathJax")
+            if dom.rendered < static.views:
+                found.append(f"{static.views - dom.rendered} of {static.views} widget views not "
+                             "rendered by the widget manager")
+            shot = args.out / (Path(name).stem + ".png")
+            height = min(dom.height or 2000, args.max_height)
+            chromium(args.chromium, f"{base}/{name}",
+                     [f"--screenshot={shot}", f"--window-size={args.width},{height}"],
+                     args.budget_ms)
+            for feature, box in dom.boxes.items():
+                if feature not in first:
+                    first[feature] = args.out / f"first-{feature}.png"
+                    crop(shot, box, first[feature])
+            print(f"browser-check: {name}: {dom.typeset}/{static.math} equations typeset, "
+                  f"{dom.rendered}/{static.views} widget views rendered, "
+                  f"{len(static.images)} images -> {shot}" + ("  FAILED" if found else ""))
+            if found:
+                failures[name] = found
+    finally:
+        server.shutdown()
+    for feature, shot in first.items():
+        print(f"browser-check: first {feature} -> {shot}")
+    missing = [feature for feature in args.require if feature not in first]
+    if missing:
+        failures["the book"] = [f"has no {feature}" for feature in missing]
+    for name, found in failures.items():
+        print(f"{name}:", *(f"  - {item}" for item in found), sep="\n", file=sys.stderr)
+    if failures:
+        return 1
+    print(f"browser-check: {len(pages)} pages OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import inspect
+import json
+import random
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import ladder.notebook
+from ladder.notebook import FIGURE_STYLE, banner, setup_notebook, show_source
+
+
+@pytest.fixture(autouse=True)
+def restore_global_state():
+    """setup_notebook changes process-wide state; give the other test files theirs back."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    np_options = np.get_printoptions()
+    with matplotlib.rc_context():
+        yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+    np.set_printoptions(**np_options)
+    torch.set_printoptions(profile="default", sci_mode=None)
+
+
+def draws() -> tuple[float, np.ndarray, torch.Tensor]:
+    return random.random(), np.random.rand(3), torch.rand(3)
+
+
+def test_setup_notebook_returns_what_it_set_in_a_fixed_order():
+    settings = setup_notebook(seed=3, threads=1, precision=2)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert settings == {
+        "seed": 3, "threads": 1, "deterministic": True, "device": device, "precision": 2,
+    }
+    assert list(settings) == ["seed", "threads", "deterministic", "device", "precision"]
+    assert torch.get_num_threads() == 1
+    assert torch.are_deterministic_algorithms_enabled()
+    assert banner(settings) == f"seed=3 threads=1 deterministic=True device={device} precision=2"
+
+
+def test_same_seed_gives_same_draws_and_another_seed_does_not():
+    setup_notebook(seed=7)
+    first = draws()
+    setup_notebook(seed=7)
+    second = draws()
+    setup_notebook(seed=8)
+    third = draws()
+    assert first[0] == second[0] and first[0] != third[0]
+    np.testing.assert_array_equal(first[1], second[1])
+    assert torch.equal(first[2], second[2]) and not torch.equal(first[2], third[2])
+
+
+def test_threads_none_keeps_the_current_thread_count():
+    torch.set_num_threads(1)
+    assert setup_notebook(threads=None)["threads"] == 1
+
+
+def test_print_precision_and_figure_style():
+    setup_notebook(precision=3)
+    assert "0.333" in repr(np.array([1 / 3])) and "0.3333" not in repr(np.array([1 / 3]))
+    assert "0.333" in repr(torch.tensor([1 / 3])) and "0.3333" not in repr(torch.tensor([1 / 3]))
+    assert matplotlib.rcParams["figure.dpi"] == FIGURE_STYLE["figure.dpi"] == 100
+    assert tuple(matplotlib.rcParams["figure.figsize"]) == FIGURE_STYLE["figure.figsize"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"seed": -1}, {"seed": 2**32}, {"seed": 1.5}, {"seed": True}, {"threads": 0},
+     {"threads": "2"}, {"precision": -1}],
+)
+def test_setup_notebook_rejects_bad_input(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        setup_notebook(**kwargs)
+
+
+def test_show_source_of_a_function_names_file_and_lines():
+    lines, start = inspect.getsourcelines(setup_notebook)
+    text = show_source(setup_notebook).data
+    header, body = text.split("\n\n", 1)
+    assert header == f"`ladder/notebook.py`, lines {start}-{start + len(lines) - 1}"
+    assert body.startswith("```python\ndef setup_notebook(")
+    assert body.endswith("\n```")
+    assert body.count("\n") == len(lines) + 1  # the fences around the function's lines
+
+
+def test_show_source_of_a_module_starts_at_line_one():
+    n_lines = len(inspect.getsource(ladder.notebook).splitlines())
+    assert show_source(ladder.notebook).data.startswith(f"`ladder/notebook.py`, lines 1-{n_lines}")
+
+
+@pytest.mark.parametrize("obj", [json.dumps, len, 3])
+def test_show_source_refuses_code_outside_ladder(obj):
+    with pytest.raises(ValueError, match="show_source"):
+        show_source(obj)
