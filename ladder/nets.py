@@ -1,0 +1,377 @@
+"""Encoders, decoders and prior-VAE MLPs of SM E (E.1: MNIST / Fashion, E.2: CelebA).
+
+Encoders return ``(mu, std)`` of a diagonal Gaussian q(z|x) with ``std = ReLU(FC(h)) + std_floor``
+(a standard deviation, floor 1e-3 as in the reference code). Decoders return the mean image.
+Weights are Glorot-uniform with zero biases (the reference code's init; the paper is silent).
+
+Where the reference code differs from the paper (reference-code-notes §1, §8) an option selects:
+``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, reference code); ``output_activation``
+"sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA; the paper is silent);
+``std_floor``. All modules accept ``channels_last`` inputs and run on any device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LEAKY_SLOPE = 0.2  # TF's leaky_relu default, used throughout the reference code (PyTorch's is 0.01)
+ACTIVATIONS = ("relu", "leaky_relu")
+OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear")
+
+# Paper settings per data set: (hidden activation, output activation). SM E.1 says ReLU / Sigmoid;
+# SM E.2 says LeakyReLU and names no output activation, so CelebA takes the reference code's linear.
+PAPER_ACTIVATIONS = {
+    "mnist": ("relu", "sigmoid"),
+    "fashion": ("relu", "sigmoid"),
+    "celeba": ("leaky_relu", "linear"),
+}
+
+
+def activation_layer(name: str, slope: float = LEAKY_SLOPE) -> nn.Module:
+    """A hidden ("relu", "leaky_relu") or output ("sigmoid", "linear") activation module."""
+    layers = {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(slope),
+        "sigmoid": nn.Sigmoid,
+        "linear": nn.Identity,
+    }
+    if name not in layers:
+        raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(layers)}")
+    return layers[name]()
+
+
+def glorot_init_(module: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases for every Linear and Conv2d (reference code init)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+class SymmetricPad2d(nn.Module):
+    """TF ``SYMMETRIC`` padding: mirror including the edge pixel (``numpy.pad(mode="symmetric")``),
+    unlike torch's "reflect". ``padding``: an int or (left, right, top, bottom), each <= size."""
+
+    def __init__(self, padding: int | tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.padding = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(self.padding) != 4 or min(self.padding) < 0:
+            raise ValueError(f"padding must be an int or 4 non-negative ints, got {padding}")
+
+    @staticmethod
+    def _pad(x: Tensor, before: int, after: int, dim: int) -> Tensor:
+        size = x.shape[dim]
+        if max(before, after) > size:
+            raise ValueError(f"symmetric padding {max(before, after)} exceeds the size {size}")
+        head = x.narrow(dim, 0, before).flip(dim)
+        tail = x.narrow(dim, size - after, after).flip(dim)
+        return torch.cat([head, x, tail], dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        left, right, top, bottom = self.padding
+        return self._pad(self._pad(x, left, right, -1), top, bottom, -2)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TF "SAME" padding: output size ceil(in / stride); with stride > 1 the extra pad
+    goes bottom/right, as in TF (reference-code-notes §8.10). Stride 1 uses the native padding."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        native = kernel_size // 2 if stride == 1 else 0
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=native)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
+            total = max((math.ceil(size / self.stride[0]) - 1) * self.stride[0]
+                        + self.kernel_size[0] - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+class GaussianHead(nn.Module):
+    """The posterior heads: ``mu = FC(h)``, ``std = ReLU(FC(h)) + std_floor`` (SM E; the floor is
+    the reference code's ``latent_variance_precision`` = 1e-3, a standard deviation)."""
+
+    def __init__(self, d_in: int, d_out: int, std_floor: float = 1e-3) -> None:
+        super().__init__()
+        if std_floor < 0:
+            raise ValueError(f"std_floor must be >= 0, got {std_floor}")
+        self.mu = nn.Linear(d_in, d_out)
+        self.pre_std = nn.Linear(d_in, d_out)
+        self.std_floor = std_floor
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mu(h), F.relu(self.pre_std(h)) + self.std_floor
+
+
+def _decode_flat(body: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    """Run an image decoder on z [..., d_z] with any leading dims (e.g. [S, B, d_z])."""
+    x = body(z.reshape(-1, z.shape[-1]))
+    return x.reshape(*z.shape[:-1], *x.shape[1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# SM E.1: MNIST and Fashion-MNIST
+
+
+class MnistEncoder(nn.Module):
+    """SM E.1 encoder: symmetric pad 28 -> 32, Conv3x3/2 16, 64, 256 ('same'), FC64, Gaussian head.
+
+    The paper draws no activation after FC64; like the reference code we apply ``activation`` there
+    (otherwise FC64 and the heads would collapse into one linear map).
+    """
+
+    def __init__(self, d_z: int = 16, activation: str = "relu", std_floor: float = 1e-3) -> None:
+        super().__init__()
+        act = lambda: activation_layer(activation)  # noqa: E731
+        self.body = nn.Sequential(
+            SymmetricPad2d(2),
+            Conv2dSame(1, 16, 3, 2), act(),  # 16x16
+            Conv2dSame(16, 64, 3, 2), act(),  # 8x8
+            Conv2dSame(64, 256, 3, 2), act(),  # 4x4
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 256, 64), act(),
+        )
+        self.head = GaussianHead(64, d_z, std_floor)
+        glorot_init_(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.body(x))
+
+
+class MnistDecoder(nn.Module):
+    """SM E.1 decoder: FC4096, depth-to-space 4 -> Conv 256, d2s 2 -> Conv 64, d2s 2 -> Conv 16,
+    d2s 2 -> Conv5x5 1 'valid' (32 -> 28), output activation. Depth-to-space is ``pixel_shuffle``
+    (its channel order differs from TF's, which matters only when porting checkpoints)."""
+
+    def __init__(self, d_z: int = 16, activation: str = "relu", output_activation: str = "sigmoid"):
+        super().__init__()
+        act = lambda: activation_layer(activation)  # noqa: E731
+        self.body = nn.Sequential(
+            nn.Linear(d_z, 4096), act(),
+            nn.Unflatten(1, (4096, 1, 1)),
+            nn.PixelShuffle(4), Conv2dSame(256, 256, 3), act(),  # 4x4
+            nn.PixelShuffle(2), Conv2dSame(64, 64, 3), act(),  # 8x8
+            nn.PixelShuffle(2), Conv2dSame(16, 16, 3), act(),  # 16x16
+            nn.PixelShuffle(2), nn.Conv2d(4, 1, 5),  # 32x32 -> 28x28 (valid)
+            activation_layer(output_activation),
+        )
+        glorot_init_(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return _decode_flat(self.body, z)
+
+
+# ---------------------------------------------------------------------------------------------
+# SM E.2: CelebA at 128x128
+
+
+class CelebAEncoder(nn.Module):
+    """SM E.2 encoder: Conv3x3/2 32, 64, 128, 256, 512 ('same', 128 -> 4), Conv3x3/2 1024 'valid'
+    (4 -> 1), each with LeakyReLU, then FC512 and the Gaussian head.
+
+    SM E.2 gives sigma no activation; we use ReLU + ``std_floor`` as the reference code does (a std
+    must be positive). As for SM E.1, ``activation`` also follows FC512. The reference code's CelebA
+    encoder is a different net (BatchNorm, no FC512; reference-code-notes §1); this is the paper's.
+    """
+
+    def __init__(
+        self, d_z: int = 256, activation: str = "leaky_relu", std_floor: float = 1e-3
+    ) -> None:
+        super().__init__()
+        act = lambda: activation_layer(activation)  # noqa: E731
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in (32, 64, 128, 256, 512):
+            layers += [Conv2dSame(c_in, c, 3, 2), act()]
+            c_in = c
+        layers += [nn.Conv2d(512, 1024, 3, 2), act(), nn.Flatten(), nn.Linear(1024, 512), act()]
+        self.body = nn.Sequential(*layers)
+        self.head = GaussianHead(512, d_z, std_floor)
+        glorot_init_(self)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.body(x))
+
+
+class StyleModule(nn.Module):
+    """SM E.2 style module: ``s = FC(w) -> 2C``; ``x * (s[:, :C] + 1) + s[:, C:]``."""
+
+    def __init__(self, d_w: int, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_w, 2 * channels)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        scale, shift = self.fc(w)[:, :, None, None].chunk(2, dim=1)
+        return x * (scale + 1) + shift
+
+
+class StyleBlock(nn.Module):
+    """One SM E.2 resolution: bilinear resize, Conv3x3, InstanceNorm (no affine), style module,
+    LeakyReLU."""
+
+    def __init__(self, c_in: int, c_out: int, size: int, d_w: int, activation: str) -> None:
+        super().__init__()
+        self.size = size
+        self.conv = Conv2dSame(c_in, c_out, 3)
+        self.norm = nn.InstanceNorm2d(c_out, affine=False, eps=1e-6)  # eps as the reference code
+        self.style = StyleModule(d_w, c_out)
+        self.act = activation_layer(activation)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.act(self.style(self.norm(self.conv(x)), w))
+
+
+class StyleDecoder(nn.Module):
+    """SM E.2 decoder ("inspired by Style-GAN") at 128x128.
+
+    Mapping net ``w = (FC512 -> LeakyReLU) x 8 (z)``; ``w`` reshaped to 1x1x512 is the synthesis
+    input and feeds every style module. At 2, 4, 8, 16, 32, 64, 128 px: :class:`StyleBlock` with
+    512, 512, 512, 256, 256, 128, 128 channels; then Conv3x3 128, LeakyReLU, Conv3x3 3 and the
+    output activation. Resizing is torch bilinear (TF1's legacy alignment differs slightly).
+    """
+
+    CHANNELS = (512, 512, 512, 256, 256, 128, 128)
+
+    def __init__(
+        self,
+        d_z: int = 256,
+        activation: str = "leaky_relu",
+        output_activation: str = "linear",
+        d_w: int = 512,
+        n_mapping: int = 8,
+    ) -> None:
+        super().__init__()
+        mapping: list[nn.Module] = []
+        for i in range(n_mapping):
+            mapping += [nn.Linear(d_z if i == 0 else d_w, d_w), activation_layer(activation)]
+        self.mapping = nn.Sequential(*mapping)
+        blocks, c_in = [], d_w
+        for i, c in enumerate(self.CHANNELS):
+            blocks.append(StyleBlock(c_in, c, 2 ** (i + 1), d_w, activation))
+            c_in = c
+        self.blocks = nn.ModuleList(blocks)
+        self.to_rgb = nn.Sequential(
+            Conv2dSame(c_in, 128, 3), activation_layer(activation),
+            Conv2dSame(128, 3, 3), activation_layer(output_activation),
+        )
+        glorot_init_(self)
+
+    def _forward(self, z: Tensor) -> Tensor:
+        w = self.mapping(z)
+        x = w[:, :, None, None]
+        for block in self.blocks:
+            x = block(x, w)
+        return self.to_rgb(x)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return _decode_flat(self._forward, z)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prior-VAE MLPs (SM E.1, E.2 "Prior VAE network")
+
+
+def _mlp(d_in: int, hidden: int, n_layers: int, slope: float) -> nn.Sequential:
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers += [nn.Linear(d_in if i == 0 else hidden, hidden), nn.LeakyReLU(slope)]
+    return nn.Sequential(*layers)
+
+
+class GaussianMLPEncoder(nn.Module):
+    """Prior-VAE encoder q(t|z): ``(FC hidden -> LeakyReLU) x n_layers``, then ``mu = FC(d_out)``,
+    ``std = ReLU(FC(d_out)) + std_floor``. SM E.1 uses 3 layers, SM E.2 5 (the reference code uses 5
+    everywhere). Inputs may have leading dims [..., d_in]."""
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        hidden: int = 512,
+        n_layers: int = 3,
+        slope: float = LEAKY_SLOPE,
+        std_floor: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.body = _mlp(d_in, hidden, n_layers, slope)
+        self.head = GaussianHead(hidden, d_out, std_floor)
+        glorot_init_(self)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.body(z))
+
+
+class MLPDecoder(nn.Module):
+    """Prior-VAE decoder mean: ``(FC hidden -> LeakyReLU) x n_layers -> FC(d_out)`` (linear output;
+    SM E.1: 3 layers, SM E.2: 5)."""
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        hidden: int = 512,
+        n_layers: int = 3,
+        slope: float = LEAKY_SLOPE,
+    ) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_mlp(d_in, hidden, n_layers, slope), nn.Linear(hidden, d_out))
+        glorot_init_(self)
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.body(t)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_autoencoder(
+    dataset: str,
+    d_z: int,
+    activation: str | None = None,
+    output_activation: str | None = None,
+    std_floor: float = 1e-3,
+) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) of the data VAE for ``dataset`` ("mnist", "fashion": SM E.1; "celeba":
+    SM E.2). ``None`` activations take the paper's choice (:data:`PAPER_ACTIVATIONS`)."""
+    if dataset not in PAPER_ACTIVATIONS:
+        raise ValueError(
+            f"unknown dataset {dataset!r}; use a canonical name ({', '.join(PAPER_ACTIVATIONS)}), "
+            "e.g. via ladder.data.canonical_name"
+        )
+    if d_z < 1:
+        raise ValueError(f"d_z must be positive, got {d_z}")
+    paper_act, paper_out = PAPER_ACTIVATIONS[dataset]
+    activation = activation or paper_act
+    output_activation = output_activation or paper_out
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if output_activation not in OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}"
+        )
+    if dataset == "celeba":
+        return (
+            CelebAEncoder(d_z, activation, std_floor),
+            StyleDecoder(d_z, activation, output_activation),
+        )
+    return (
+        MnistEncoder(d_z, activation, std_floor),
+        MnistDecoder(d_z, activation, output_activation),
+    )

@@ -1,0 +1,50 @@
+"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CELEBA_N = 12  # synthetic images
+CELEBA_W, CELEBA_H = 178, 218  # the size of CelebA's aligned images
+CELEBA_BAND = 20  # rows of black at the top; a centred 178x178 crop removes them
+
+
+def celeba_colour(i: int) -> tuple[int, int, int]:
+    """The flat RGB colour of synthetic CelebA image ``i`` (0-based), distinct for every image."""
+    return (20 * i + 10, 240 - 15 * i, 128)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """$LADDER_DATA holding MNIST and Fashion-MNIST (never downloaded); a clear failure where it is
+    absent, never a silent skip."""
+    root = os.environ.get("LADDER_DATA")
+    if not root or not (Path(root) / "MNIST" / "raw").is_dir():
+        pytest.fail("set LADDER_DATA to the folder holding MNIST/raw and FashionMNIST/raw "
+                    "(on the project's machines: ../shared/data)")
+    return Path(root)
+
+
+@pytest.fixture(scope="session")
+def celeba_root(tmp_path_factory) -> Path:
+    """A data root with 12 synthetic JPEGs in torchvision's CelebA layout:
+    ``celeba/img_align_celeba/00000{1..12}.jpg`` (178x218, flat colour ``celeba_colour(i)`` below a
+    black band of ``CELEBA_BAND`` rows) and ``celeba/list_eval_partition.txt``."""
+    root = tmp_path_factory.mktemp("celeba_data")
+    images = root / "celeba" / "img_align_celeba"
+    images.mkdir(parents=True)
+    lines = []
+    for i in range(CELEBA_N):
+        pixels = np.empty((CELEBA_H, CELEBA_W, 3), np.uint8)
+        pixels[:] = celeba_colour(i)
+        pixels[:CELEBA_BAND] = 0
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(pixels).save(images / name, quality=95)
+        lines.append(f"{name} {0 if i < 8 else 2}")
+    (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root
