@@ -1,0 +1,444 @@
+"""Run configuration: dataclasses, presets, YAML files and ``--set`` overrides.
+
+A config has three sections, ``data``, ``model`` and ``train``. The dataclass defaults are the paper's
+settings for MNIST (SM E.1). A *preset* is a set of overrides on top of them:
+
+* ``paper``: SM E exactly (batch 256, Adam 5e-4, 50 epochs, d_z 16, d_t 2 for MNIST/Fashion;
+  75 epochs, d_z 256, d_t 32 and 5-layer prior MLPs for CelebA).
+* ``reference``: the authors' shipped TensorFlow configs (reference-code-notes.md, section 0) and
+  every code choice where the code disagrees with the paper (sections 1-5, 8).
+* ``quick``: the paper's model on a 10k-image subset for 3 epochs: minutes on a 2-core CPU.
+
+Precedence, lowest first: dataclass defaults, preset, YAML file, ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATASETS = ("mnist", "fashion", "celeba")
+PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
+PRESETS = ("paper", "reference", "quick")
+DATASET_ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "fmnist": "fashion"}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message lists the valid choices."""
+
+
+@dataclass
+class DataConfig:
+    """Which images to train and test on (SM D)."""
+
+    dataset: str = "mnist"  # mnist | fashion | celeba
+    n_train: int | None = None  # a seeded subset of the training split; None: all of it
+    n_test: int | None = None  # a seeded subset of the test split; None: all of it
+    root: str | None = None  # data root; None: $LADDER_DATA, else a per-user cache folder
+
+
+@dataclass
+class ModelConfig:
+    """Networks, likelihoods and prior (Sec 3, SM C and SM E)."""
+
+    prior: str = "ladder"  # normal | gmm | vamp | hierarchical | ladder
+    d_z: int = 16  # data VAE latent size (SM E.1)
+    d_t: int = 2  # prior VAE latent size, the innermost one when n_levels > 1 (SM E.1)
+    n_levels: int = 1  # stacked prior VAEs (Fig 1's "series of VAEs")
+    activation: str = "relu"  # data nets: relu (SM E.1) | leaky_relu (reference code, slope 0.2)
+    output_activation: str = "sigmoid"  # sigmoid (SM E.1) | relu | linear (reference code)
+    std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor (reference code; paper silent)
+    prior_hidden: int = 512  # prior-VAE MLP width (SM E)
+    prior_layers: int = 3  # prior-VAE MLP depth: 3 (SM E.1) | 5 (SM E.2, reference code)
+    prior_slope: float = 0.2  # LeakyReLU slope of the prior-VAE MLPs (reference code)
+    sigma_mode: str = "learned"  # Laplace scale: learned (SM C) | batch_mae (reference code)
+    sigma_init: float = 0.5
+    prior_scale_mode: str = "learned"  # p(z|t) std: learned | clamped to bounds (reference)
+    prior_scale_init: float = 0.1
+    prior_scale_bounds: tuple[float, float] = (0.05, 0.1)
+    n_mc: int = 100  # Monte Carlo samples for the prior term (reference code: 100)
+    hyper_log_prob: str = "bound"  # log p(t) in Eq (7): bound (the paper) | plugin (reference)
+    density_kind: str = "predictive"  # DP-GMM density for sampling-free uses: predictive | plugin
+    n_components: int = 50  # GMM prior / VampPrior pseudo-inputs / DP-GMM truncation
+    weight_concentration_prior: float = 0.1  # alpha_0 of the DP (reference code's value)
+    dpgmm_priors: str = "paper"  # Normal-Wishart priors: paper (N(0, I), W(d_t, I)) | sklearn
+    dpgmm_max_iter: int = 200  # CAVI iterations per refit (warm started)
+    gmm_fit: str = "em"  # GMM prior: em (refit each epoch, reference) | gradient
+    gmm_covariance_reg: float = 0.01  # added to EM covariances (reference code: 0.01 I)
+    vamp_init: str = "random"  # pseudo-inputs: random N(0, 1) (reference) | data
+    sample_noise: bool = False  # add p(z|t)'s noise when sampling (reference: decoder mean only)
+
+
+@dataclass
+class TrainConfig:
+    """Algorithm 1 (SM B) and its optimiser settings (SM E)."""
+
+    epochs: int = 50
+    batch_size: int = 256
+    lr: float = 5e-4  # data VAE block (theta, phi and the Laplace scale)
+    lr_prior: float = 5e-4  # prior block (alpha, beta, pseudo-inputs, GMM parameters)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam; the reference code uses (0.9, 0.95)
+    lr_decay: float = 1.0  # per-epoch factor on lr (reference: 0.99)
+    lr_prior_growth: float = 1.0  # per-epoch factor on lr_prior (reference: 1.01)
+    grad_clip: float | None = None  # element-wise gradient clip (reference: 1.0)
+    warmup_epochs: int = 0  # epochs with an N(0, I) prior on z (reference: sg_pretraining)
+    bca: str = "sequential"  # sequential (Algorithm 1) | joint (one backward for both blocks)
+    refit_source: str = "epoch"  # encodings for the end-of-epoch refit: epoch | fresh
+    refit_points: int | None = None  # subsample for the refit; None: all (reference: 2048)
+    seed: int = 0
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
+    eval_batch_size: int = 500
+    channels_last: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """A whole run: data, model and training settings, and the preset they started from."""
+
+    preset: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples), for YAML files and checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build and validate a config from plain data; unknown keys and wrong types are refused."""
+        cfg = cls()
+        _update(cfg, data, "")
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Refuse impossible settings with a message naming the valid choices."""
+        _validate(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets
+
+_REFERENCE_MODEL = {
+    "activation": "leaky_relu",
+    "output_activation": "relu",
+    "prior_layers": 5,
+    "sigma_mode": "batch_mae",
+    "prior_scale_mode": "clamped",
+    "hyper_log_prob": "plugin",
+    "density_kind": "plugin",
+    "dpgmm_priors": "sklearn",
+}
+_REFERENCE_TRAIN = {
+    "lr": 3e-4,
+    "lr_prior": 3e-4,
+    "betas": (0.9, 0.95),
+    "lr_decay": 0.99,
+    "lr_prior_growth": 1.01,
+    "grad_clip": 1.0,
+    "refit_source": "fresh",
+    "refit_points": 2048,
+}
+
+PRESET_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "paper": {
+        "mnist": {},
+        "fashion": {},
+        "celeba": {
+            "model": {"d_z": 256, "d_t": 32, "prior_layers": 5, "output_activation": "linear"},
+            "train": {"epochs": 75},
+        },
+    },
+    "reference": {
+        # codes/mnist_digit_config.json: code_size 8 (the shipped checkpoint has 16).
+        "mnist": {
+            "model": {**_REFERENCE_MODEL, "d_z": 8},
+            "train": {**_REFERENCE_TRAIN, "epochs": 30, "warmup_epochs": 5},
+        },
+        "fashion": {
+            "model": {**_REFERENCE_MODEL, "d_z": 16},
+            "train": {**_REFERENCE_TRAIN, "epochs": 30, "warmup_epochs": 10},
+        },
+        "celeba": {
+            "model": {**_REFERENCE_MODEL, "d_z": 256, "d_t": 2, "output_activation": "linear"},
+            "train": {
+                **_REFERENCE_TRAIN,
+                "epochs": 50,
+                "batch_size": 64,
+                "lr": 2.5e-4,
+                "lr_prior": 1.25e-4,
+                "warmup_epochs": 10,
+            },
+        },
+    },
+    "quick": {
+        "mnist": {"data": {"n_train": 10_000, "n_test": 2_000}, "train": {"epochs": 3}},
+        "fashion": {"data": {"n_train": 10_000, "n_test": 2_000}, "train": {"epochs": 3}},
+        "celeba": {
+            "data": {"n_train": 2_000, "n_test": 500},
+            "model": {"d_z": 256, "d_t": 32, "prior_layers": 5, "output_activation": "linear"},
+            "train": {"epochs": 1, "batch_size": 64},
+        },
+    },
+}
+
+
+def preset_config(preset: str = "paper", dataset: str = "mnist", prior: str = "ladder") -> Config:
+    """The config of a preset for one dataset and prior."""
+    dataset = canonical_dataset(dataset)
+    _check_choice("preset", preset, PRESETS)
+    cfg = Config(preset=preset)
+    cfg.data.dataset = dataset
+    cfg.model.prior = prior
+    _update(cfg, PRESET_OVERRIDES[preset][dataset], "")
+    cfg.validate()
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    preset: str | None = None,
+    dataset: str | None = None,
+    prior: str | None = None,
+    overrides: typing.Sequence[str] = (),
+) -> Config:
+    """Compose a config: preset, then the YAML file at ``path``, then ``key=value`` overrides.
+
+    The YAML file may name ``preset``, ``data.dataset`` and ``model.prior``; the keyword arguments
+    take precedence over it.
+    """
+    file_data: dict[str, Any] = {}
+    if path is not None:
+        file_data = read_yaml(path)
+    file_data = dict(file_data)
+    preset = preset or file_data.pop("preset", None) or "paper"
+    file_data.pop("preset", None)
+    dataset = dataset or file_data.get("data", {}).get("dataset") or "mnist"
+    prior = prior or file_data.get("model", {}).get("prior") or "ladder"
+    cfg = preset_config(preset, dataset, prior)
+    _update(cfg, file_data, "")
+    cfg.data.dataset = canonical_dataset(dataset)
+    cfg.model.prior = prior
+    apply_overrides(cfg, overrides)
+    cfg.validate()
+    return cfg
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def save_yaml(cfg: Config, path: str | Path) -> None:
+    """Write a config as YAML (the run folder's ``config.yaml``)."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> None:
+    """Apply ``section.key=value`` (or an unambiguous bare ``key=value``) strings in place.
+
+    Values are parsed as YAML scalars, so ``epochs=3``, ``grad_clip=null`` and
+    ``betas=[0.9,0.95]`` work.
+    """
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.epochs=3")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        value = yaml.safe_load(raw) if raw.strip() else None
+        section, name = _resolve_key(key)
+        if section is None:
+            if name == "preset":
+                raise ConfigError("the preset cannot be overridden with --set; use --preset")
+            raise ConfigError(f"unknown key {key!r}")
+        _update(cfg, {section: {name: value}}, "")
+
+
+def canonical_dataset(name: str) -> str:
+    """The dataset's canonical name (``fashion-mnist`` becomes ``fashion``)."""
+    key = str(name).lower()
+    key = DATASET_ALIASES.get(key, key)
+    _check_choice("data.dataset", key, DATASETS)
+    return key
+
+
+# ----------------------------------------------------------------------------------------------
+# Internals: typed, strict updates and validation
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _resolve_key(key: str) -> tuple[str | None, str]:
+    if "." in key:
+        section, name = key.split(".", 1)
+        return section, name
+    owners = [s.name for s in fields(Config) if s.name != "preset" and _has_field(s.name, key)]
+    if len(owners) > 1:
+        raise ConfigError(f"key {key!r} is ambiguous; write one of {[o + '.' + key for o in owners]}")
+    return (owners[0] if owners else None), key
+
+
+def _has_field(section: str, name: str) -> bool:
+    return name in {f.name for f in fields(getattr(Config(), section))}
+
+
+def _update(obj: Any, data: dict[str, Any], where: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {data!r}")
+    known = {f.name: f for f in fields(obj)}
+    hints = typing.get_type_hints(type(obj))
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown key {where + key!r}; valid keys here: {', '.join(sorted(known))}"
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], where + key))
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name} must be a list of {len(args)} numbers, got {value!r}")
+        return tuple(_coerce(v, a, name) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    raise ConfigError(f"{name}: unsupported type {hint}")  # pragma: no cover - schema bug
+
+
+_CHOICES = {
+    "model.prior": PRIORS,
+    "model.activation": ("relu", "leaky_relu"),
+    "model.output_activation": ("sigmoid", "relu", "linear"),
+    "model.sigma_mode": ("learned", "batch_mae"),
+    "model.prior_scale_mode": ("learned", "clamped"),
+    "model.hyper_log_prob": ("bound", "plugin"),
+    "model.density_kind": ("predictive", "plugin"),
+    "model.dpgmm_priors": ("paper", "sklearn"),
+    "model.gmm_fit": ("em", "gradient"),
+    "model.vamp_init": ("random", "data"),
+    "train.bca": ("sequential", "joint"),
+    "train.refit_source": ("epoch", "fresh"),
+}
+
+
+def _check_choice(name: str, value: Any, choices: typing.Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} = {value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def _positive(name: str, value: float | None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+def _validate(cfg: Config) -> None:
+    _check_choice("preset", cfg.preset, PRESETS)
+    cfg.data.dataset = canonical_dataset(cfg.data.dataset)
+    for name, choices in _CHOICES.items():
+        section, key = name.split(".")
+        _check_choice(name, getattr(getattr(cfg, section), key), choices)
+    m, t, d = cfg.model, cfg.train, cfg.data
+    for name in ("d_z", "d_t", "n_levels", "prior_hidden", "prior_layers", "n_mc", "n_components",
+                 "dpgmm_max_iter"):
+        _positive(f"model.{name}", getattr(m, name))
+    for name in ("std_floor", "sigma_init", "prior_scale_init", "weight_concentration_prior"):
+        _positive(f"model.{name}", getattr(m, name))
+    if m.gmm_covariance_reg < 0:
+        raise ConfigError(f"model.gmm_covariance_reg must be >= 0, got {m.gmm_covariance_reg}")
+    if m.d_t > m.d_z:
+        raise ConfigError(
+            f"model.d_t = {m.d_t} exceeds model.d_z = {m.d_z}: the prior VAE embeds z in a "
+            "lower-dimensional t-space, so choose d_t <= d_z"
+        )
+    if m.n_levels > 1 and m.d_z // m.d_t < 1:
+        raise ConfigError("model.n_levels > 1 needs room between d_z and d_t")
+    lo, hi = m.prior_scale_bounds
+    if not 0 < lo <= hi:
+        raise ConfigError(f"model.prior_scale_bounds must satisfy 0 < low <= high, got {lo, hi}")
+    if not 0 <= m.prior_slope < 1:
+        raise ConfigError(f"model.prior_slope must lie in [0, 1), got {m.prior_slope}")
+    for name in ("epochs", "batch_size", "lr", "lr_prior", "lr_decay", "lr_prior_growth",
+                 "eval_batch_size"):
+        _positive(f"train.{name}", getattr(t, name))
+    _positive("train.grad_clip", t.grad_clip, allow_none=True)
+    _positive("train.refit_points", t.refit_points, allow_none=True)
+    if not all(0 <= b < 1 for b in t.betas):
+        raise ConfigError(f"train.betas must lie in [0, 1), got {t.betas}")
+    if not 0 <= t.warmup_epochs <= t.epochs:
+        raise ConfigError(f"train.warmup_epochs must lie in [0, epochs], got {t.warmup_epochs}")
+    if t.refit_source == "fresh" and t.refit_points is None:
+        raise ConfigError("train.refit_source = fresh needs train.refit_points (e.g. 2048)")
+    if t.seed < 0:
+        raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
+    device = t.device
+    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+        raise ConfigError(f"train.device = {device!r}; choose auto, cpu, cuda, cuda:N or mps")
+    _positive("data.n_train", d.n_train, allow_none=True)
+    _positive("data.n_test", d.n_test, allow_none=True)
+    if d.n_train is not None and d.n_train < t.batch_size:
+        raise ConfigError(
+            f"data.n_train = {d.n_train} is smaller than train.batch_size = {t.batch_size}: "
+            "no full batch can be drawn"
+        )

@@ -1,0 +1,258 @@
+"""The prior interface and the three priors with a closed-form density: Normal, GMM and VampPrior.
+
+Every prior gives the ELBO's term 3 of Eq (2), the cross-entropy E_q(z|x)[log p(z)] (or a lower bound
+on it), through one method, so the trainer never asks which prior it has:
+
+* ``cross_entropy(mu, std, z)``: an estimate of E_q(z|x)[log p(z)] per data point, where
+  q(z|x) = N(mu, diag std^2) and ``z`` is the reparameterised sample the decoder also sees.
+* ``log_prob(z)``: the exact log-density where it is tractable (all three priors here).
+* ``log_prob_estimate(z, n_samples)``: log p(z) itself or an importance-sampled estimate of it
+  (the generative priors of :mod:`ladder.prior_vae`).
+* ``sample(n)``: draws from the prior.
+* ``refit(z)``: the end-of-epoch coordinate-ascent hook (Algorithm 1's xi update for LaDDer; the EM
+  refit of the GMM prior); a no-op by default.
+
+The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal
+from torch.distributions import Normal as TorchNormal
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_entropy(std: Tensor) -> Tensor:
+    """H[N(mu, diag std^2)] per row: term 2 of Eq (2) with its sign flipped."""
+    d = std.shape[-1]
+    return 0.5 * d * (1.0 + LOG_2PI) + std.log().sum(-1)
+
+
+def reparameterise(mu: Tensor, std: Tensor, n: int | None = None) -> Tensor:
+    """z = mu + std * eps with eps ~ N(0, I); ``n`` samples stacked in front when given."""
+    shape = mu.shape if n is None else (n, *mu.shape)
+    return mu + std * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+
+
+def standard_normal_cross_entropy(mu: Tensor, std: Tensor) -> Tensor:
+    """E_N(mu, std^2)[log N(z; 0, I)] in closed form: -d/2 log 2 pi - 1/2 sum(mu^2 + std^2)."""
+    d = mu.shape[-1]
+    return -0.5 * d * LOG_2PI - 0.5 * (mu.square() + std.square()).sum(-1)
+
+
+class Prior(nn.Module):
+    """A prior p(z) over a ``dim``-dimensional latent space (see the module docstring)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        # An empty buffer that follows .to(device), so parameter-free priors know their device.
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)
+
+    def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
+        """E_q(z|x)[log p(z)] per row (term 3 of Eq (2)), or a lower bound on it."""
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """The exact log p(z) over the last dimension."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form density; use log_prob_estimate"
+        )
+
+    def log_prob_estimate(self, z: Tensor, n_samples: int = 1000) -> Tensor:
+        """log p(z), exact for priors with a closed-form density."""
+        return self.log_prob(z)
+
+    def sample(self, n: int) -> Tensor:
+        """``n`` draws from p(z)."""
+        raise NotImplementedError
+
+    def refit(self, z: Tensor) -> dict[str, Any]:
+        """End-of-epoch update from encodings ``z`` of the training set; returns log fields."""
+        return {}
+
+    @property
+    def device(self) -> torch.device:
+        return self._anchor.device
+
+
+class NormalPrior(Prior):
+    """p(z) = N(0, I), the standard VAE prior [21, 33]; its cross-entropy is analytic."""
+
+    def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
+        return standard_normal_cross_entropy(mu, std)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return -0.5 * self.dim * LOG_2PI - 0.5 * z.square().sum(-1)
+
+    def sample(self, n: int) -> Tensor:
+        return torch.randn(n, self.dim, device=self.device)
+
+
+class _MonteCarloPrior(Prior):
+    """A prior whose cross-entropy is the average of log p over ``n_mc`` samples of q(z|x)."""
+
+    def __init__(self, dim: int, n_mc: int) -> None:
+        super().__init__(dim)
+        self.n_mc = n_mc
+
+    def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
+        """(1/S) sum_s log p(z_s), z_s ~ q(z|x), S = ``n_mc`` (the reference code's estimator)."""
+        return self.log_prob(reparameterise(mu, std, self.n_mc)).mean(0)
+
+
+class GMMPrior(_MonteCarloPrior):
+    """A finite Gaussian mixture in z-space with full covariances (the "GMM prior" baseline).
+
+    ``fit="em"`` (the reference code's choice; the paper does not say): the mixture is refitted by
+    EM at the end of every epoch on the encodings (scikit-learn's ``GaussianMixture``, warm started
+    from the previous fit) and ``covariance_reg`` times I is added to each covariance (the reference
+    code adds 0.01 I); before the first refit the prior is N(0, I), as in the reference code.
+    ``fit="gradient"``: weights, means and Cholesky factors are parameters learned by Adam in the
+    prior block of Algorithm 1.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_components: int = 50,
+        fit: str = "em",
+        covariance_reg: float = 0.01,
+        n_mc: int = 100,
+        seed: int = 0,
+        max_iter: int = 1000,
+    ) -> None:
+        super().__init__(dim, n_mc)
+        if fit not in ("em", "gradient"):
+            raise ValueError(f"GMMPrior fit must be 'em' or 'gradient', got {fit!r}")
+        self.fit_mode = fit
+        self.n_components = n_components
+        self.covariance_reg = covariance_reg
+        self.seed = seed
+        self.max_iter = max_iter
+        generator = torch.Generator().manual_seed(seed)
+        means = torch.randn(n_components, dim, generator=generator)
+        if fit == "gradient":
+            self.logits = nn.Parameter(torch.zeros(n_components))
+            self.means = nn.Parameter(means)
+            self.tril_raw = nn.Parameter(torch.zeros(n_components, dim, dim))
+        else:
+            self.register_buffer("weights", torch.full((n_components,), 1.0 / n_components))
+            self.register_buffer("means", torch.zeros(n_components, dim))
+            self.register_buffer("covariances", torch.eye(dim).expand(n_components, dim, dim).clone())
+            # EM's own precisions in float64: the warm start of the next refit (a float32 round
+            # trip through the covariances is not accurate enough for near-singular components).
+            self.register_buffer("precisions", torch.eye(dim, dtype=torch.float64).repeat(
+                n_components, 1, 1))
+            self.register_buffer("fitted", torch.tensor(False))
+
+    def mixture(self) -> MixtureSameFamily:
+        """The current mixture as a ``torch.distributions`` object."""
+        if self.fit_mode == "gradient":
+            diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
+            scale_tril = self.tril_raw.tril(-1) + torch.diag_embed(diag)
+            return MixtureSameFamily(
+                Categorical(logits=self.logits), MultivariateNormal(self.means, scale_tril=scale_tril)
+            )
+        eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
+        reg = self.covariance_reg if bool(self.fitted) else 0.0
+        return MixtureSameFamily(
+            Categorical(probs=self.weights),
+            MultivariateNormal(self.means, covariance_matrix=self.covariances + reg * eye),
+        )
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.mixture().log_prob(z)
+
+    def sample(self, n: int) -> Tensor:
+        return self.mixture().sample((n,))
+
+    def refit(self, z: Tensor) -> dict[str, Any]:
+        """EM on the encodings (``fit="em"``), warm started from the previous solution."""
+        if self.fit_mode != "em":
+            return {}
+        from sklearn.mixture import GaussianMixture
+
+        data = z.detach().double().cpu().numpy()
+        kwargs: dict[str, Any] = {}
+        if bool(self.fitted):
+            kwargs = {
+                "weights_init": self.weights.double().cpu().numpy(),
+                "means_init": self.means.double().cpu().numpy(),
+                "precisions_init": self.precisions.cpu().numpy(),
+            }
+        gmm = GaussianMixture(
+            self.n_components,
+            covariance_type="full",
+            max_iter=self.max_iter,
+            random_state=self.seed,
+            **kwargs,
+        ).fit(data)
+        dtype, device = self.means.dtype, self.means.device
+        self.weights.copy_(torch.as_tensor(gmm.weights_, dtype=dtype, device=device))
+        self.means.copy_(torch.as_tensor(gmm.means_, dtype=dtype, device=device))
+        self.covariances.copy_(torch.as_tensor(gmm.covariances_, dtype=dtype, device=device))
+        precisions = torch.as_tensor(gmm.precisions_, dtype=torch.float64)
+        self.precisions.copy_(0.5 * (precisions + precisions.transpose(-1, -2)))
+        self.fitted.fill_(True)
+        return {"gmm_iter": int(gmm.n_iter_), "gmm_converged": bool(gmm.converged_)}
+
+
+class VampPrior(_MonteCarloPrior):
+    """VampPrior [36]: p(z) = (1/K) sum_k q(z | u_k) with K learned pseudo-inputs u_k.
+
+    The pseudo-inputs are encoded by the data VAE's own encoder (shared, not copied, as in the
+    reference code), with uniform weights. ``init="random"`` draws them from N(0, 1) and leaves them
+    unconstrained (reference code); ``init="data"`` starts them at random training images
+    (:meth:`init_from_images`). They are the prior block's parameters in Algorithm 1.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        dim: int,
+        image_shape: tuple[int, int, int],
+        n_components: int = 50,
+        n_mc: int = 100,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dim, n_mc)
+        # Held outside the module tree: the encoder belongs to the data VAE, and registering it
+        # here too would put its weights in this prior's parameters and state twice.
+        self.__dict__["encoder"] = encoder
+        generator = torch.Generator().manual_seed(seed)
+        self.pseudo_inputs = nn.Parameter(
+            torch.randn(n_components, *image_shape, generator=generator)
+        )
+
+    @torch.no_grad()
+    def init_from_images(self, images: Tensor, seed: int = 0) -> None:
+        """Start the pseudo-inputs at K distinct random images of the training set."""
+        k = self.pseudo_inputs.shape[0]
+        if images.shape[0] < k:
+            raise ValueError(f"VampPrior needs at least {k} images to initialise from")
+        generator = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(images.shape[0], generator=generator)[:k]
+        self.pseudo_inputs.copy_(images[pick.to(images.device)].to(self.pseudo_inputs.device))
+
+    def components(self) -> MixtureSameFamily:
+        """The mixture of the encoded pseudo-inputs' posteriors."""
+        mu, std = self.encoder(self.pseudo_inputs)
+        logits = torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
+        return MixtureSameFamily(Categorical(logits=logits), Independent(TorchNormal(mu, std), 1))
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.components().log_prob(z)
+
+    def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
+        mixture = self.components()  # encode the pseudo-inputs once for all samples
+        return mixture.log_prob(reparameterise(mu, std, self.n_mc)).mean(0)
+
+    def sample(self, n: int) -> Tensor:
+        return self.components().sample((n,))

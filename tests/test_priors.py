@@ -1,0 +1,92 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import (
+    Categorical,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+)
+
+from ladder.nets import GaussianMLPEncoder
+from ladder.priors import GMMPrior, NormalPrior, VampPrior, gaussian_entropy, reparameterise
+
+
+def test_entropy_matches_torch():
+    std = torch.rand(5, 3) + 0.1
+    expected = Normal(torch.zeros(5, 3), std).entropy().sum(-1)
+    torch.testing.assert_close(gaussian_entropy(std), expected)
+
+
+def test_normal_cross_entropy_analytic_matches_monte_carlo():
+    torch.manual_seed(0)
+    prior = NormalPrior(4)
+    mu, std = torch.randn(3, 4), torch.rand(3, 4) + 0.2
+    analytic = prior.cross_entropy(mu, std, mu)
+    mc = prior.log_prob(reparameterise(mu, std, 200_000)).mean(0)
+    torch.testing.assert_close(analytic, mc, atol=0.02, rtol=0)
+    expected = MultivariateNormal(torch.zeros(4), torch.eye(4)).log_prob(mu)
+    torch.testing.assert_close(prior.log_prob(mu), expected)
+
+
+def _clusters(n=600, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])[:, :d]
+    return torch.tensor(centres[rng.integers(0, 3, n)] + 0.3 * rng.standard_normal((n, d)),
+                        dtype=torch.float32)
+
+
+def test_gmm_em_refit_matches_an_independent_mixture():
+    z = _clusters()
+    prior = GMMPrior(2, n_components=3, fit="em", covariance_reg=0.01, n_mc=10)
+    torch.testing.assert_close(prior.log_prob(z[:5]), NormalPrior(2).log_prob(z[:5]))  # unfitted
+    info = prior.refit(z)
+    assert info["gmm_converged"]
+    independent = MixtureSameFamily(
+        Categorical(probs=prior.weights),
+        MultivariateNormal(prior.means, prior.covariances + 0.01 * torch.eye(2)),
+    )
+    torch.testing.assert_close(prior.log_prob(z), independent.log_prob(z))
+    assert prior.log_prob(z).mean() > NormalPrior(2).log_prob(z).mean() + 1.0
+    sample = prior.sample(20_000)
+    torch.testing.assert_close(sample.mean(0), z.mean(0), atol=0.1, rtol=0)
+    # warm start: a second refit on the same data keeps the solution
+    before = prior.means.clone()
+    prior.refit(z)
+    torch.testing.assert_close(prior.means, before, atol=1e-3, rtol=0)
+
+
+def test_gmm_cross_entropy_is_monte_carlo_of_log_prob():
+    torch.manual_seed(1)
+    prior = GMMPrior(2, n_components=4, fit="gradient", n_mc=50_000)
+    mu, std = torch.randn(2, 2), torch.rand(2, 2) + 0.1
+    ce = prior.cross_entropy(mu, std, mu)
+    reference = torch.stack([
+        prior.log_prob(Normal(mu[i], std[i]).sample((50_000,))).mean() for i in range(2)
+    ])
+    torch.testing.assert_close(ce, reference, atol=0.05, rtol=0)
+    ce.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in prior.parameters())
+
+
+def test_vamp_prior_is_the_mixture_of_encoded_pseudo_inputs():
+    torch.manual_seed(0)
+    encoder = GaussianMLPEncoder(12, 3, hidden=16, n_layers=1)
+    flat = torch.nn.Sequential(torch.nn.Flatten(), encoder)
+    prior = VampPrior(lambda u: encoder(u.flatten(1)), 3, (1, 3, 4), n_components=5, n_mc=8)
+    z = torch.randn(7, 3)
+    mu, std = flat(prior.pseudo_inputs)
+    manual = torch.logsumexp(Normal(mu, std).log_prob(z[:, None]).sum(-1), 1) - math.log(5)
+    torch.testing.assert_close(prior.log_prob(z), manual)
+    assert [name for name, _ in prior.named_parameters()] == ["pseudo_inputs"]
+    prior.cross_entropy(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(2, 3)).sum().backward()
+    assert prior.pseudo_inputs.grad.abs().sum() > 0
+    assert prior.sample(11).shape == (11, 3)
+    images = torch.rand(20, 1, 3, 4)
+    prior.init_from_images(images, seed=0)
+    matches = (prior.pseudo_inputs.detach()[:, None] == images[None]).flatten(2).all(-1)
+    assert matches.any(1).all()  # every pseudo-input is one of the images
+    with pytest.raises(ValueError, match="at least 5 images"):
+        prior.init_from_images(images[:3])

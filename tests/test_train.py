@@ -1,0 +1,102 @@
+"""Algorithm 1 end to end on small MNIST subsets: learning, resume, faults, CLI."""
+
+import json
+
+import pytest
+import torch
+
+from ladder.checkpoint import CheckpointError, load_checkpoint
+from ladder.cli import main
+from ladder.config import preset_config
+from ladder.data import load_dataset
+from ladder.train import Trainer, TrainingDivergedError, load_run, train
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    return (load_dataset("mnist", "train", n=2000, seed=0), load_dataset("mnist", "test", n=500))
+
+
+def _cfg(prior, epochs=2, **model):
+    cfg = preset_config("paper", "mnist", prior)
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = epochs, 64, False
+    cfg.model.n_mc = 10
+    for key, value in model.items():
+        setattr(cfg.model, key, value)
+    return cfg
+
+
+@pytest.mark.parametrize("prior", ["normal", "gmm", "vamp", "hierarchical", "ladder"])
+def test_two_epochs_raise_the_elbo(prior, mnist_small, tmp_path):
+    trainer = train(_cfg(prior), tmp_path / prior, train_set=mnist_small[0],
+                    test_set=mnist_small[1])
+    first, second = trainer.history
+    assert second["train_elbo"] > first["train_elbo"]
+    assert second["test_elbo"] > first["test_elbo"] - 5.0
+    lines = (tmp_path / prior / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    if prior in ("gmm", "ladder"):
+        assert any(key.startswith("refit_") for key in second)
+
+
+def test_resumed_run_equals_uninterrupted_run(mnist_small, tmp_path):
+    small = (mnist_small[0], mnist_small[1])
+    straight = train(_cfg("ladder", epochs=2), tmp_path / "a", train_set=small[0],
+                     test_set=small[1])
+    interrupted = Trainer(_cfg("ladder", epochs=2), tmp_path / "b", small[0], small[1])
+    interrupted.cfg.train.epochs = 1
+    interrupted.fit()
+    resumed = Trainer.resume(tmp_path / "b", train_set=small[0], test_set=small[1])
+    assert resumed.epoch == 1 and resumed.cfg.train.epochs == 1
+    resumed.cfg.train.epochs = 2
+    resumed.fit()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for key, value in a.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, b[key]), key
+    assert straight.history[-1]["test_elbo"] == resumed.history[-1]["test_elbo"]
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(mnist_small, tmp_path):
+    trainer = Trainer(_cfg("normal", epochs=2), tmp_path / "run", *mnist_small)
+    trainer.cfg.train.epochs = 1
+    trainer.fit()
+    saved = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with torch.no_grad():
+        next(trainer.model.decoder.parameters()).fill_(float("nan"))
+    trainer.cfg.train.epochs = 2
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 1\b.*epoch 1"):
+        trainer.fit()
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+
+
+def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
+    trainer = train(_cfg("normal", epochs=1), tmp_path / "run", *mnist_small)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(trainer.cfg, tmp_path / "run", *mnist_small)
+    cfg, model = load_run(tmp_path / "run", device="cpu")
+    assert cfg.model.prior == "normal" and not model.training
+    path = tmp_path / "run" / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Trainer.resume(tmp_path / "run", train_set=mnist_small[0], test_set=mnist_small[1])
+
+
+def test_cli_refuses_bad_config_with_a_message(capsys):
+    assert main(["train", "--preset", "quick", "--set", "model.d_t=99"]) == 2
+    assert "exceeds model.d_z" in capsys.readouterr().err
+    assert main(["config", "--preset", "quick", "--prior", "gmm"]) == 0
+    assert "n_train: 10000" in capsys.readouterr().out
+
+
+def test_cli_train_evaluate_sample(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--preset", "quick", "--prior", "normal", "--set", "data.n_train=512",
+            "--set", "data.n_test=256", "--set", "train.epochs=1", "--set", "train.progress=false"]
+    assert main(["train", *args, "--run-dir", str(run)]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    result = json.loads((run / "evaluation.json").read_text())
+    assert result["n_images"] == 256 and result["mae"] < 0.5
+    assert main(["sample", str(run), "--n", "16"]) == 0
+    assert (run / "samples.png").stat().st_size > 1000
