@@ -8,8 +8,8 @@ export PYTHONHASHSEED = 0
 NB_ENV  := OMP_NUM_THREADS=2 PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=
 VENDORED := _vendor/versions.json
 
-.PHONY: book test unit nbval execute clean-notebooks check-notebooks vendor lint benchmarks \
-        notebooks browser-check
+.PHONY: book test lint unit nbval execute clean-notebooks check-notebooks vendor notebooks \
+        browser-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml
 book: $(STAMP) vendor
 	.venv/bin/jupyter-book build . -W --keep-going
 
-## Run every check CI runs: lint, unit tests, notebook canonical form, nbval.
-test: $(STAMP)
-	.venv/bin/ruff check ladder tests benchmarks
+## Run every check CI runs: lint, unit tests, notebook canonical form, nbval, the book build.
+test: lint unit check-notebooks nbval book
+
+lint: $(STAMP)
+	.venv/bin/ruff check ladder tests benchmarks scripts
+
+unit: $(STAMP)
 	$(PY) -m pytest tests
 
 ## Re-execute every book/*.ipynb in place (fresh python3 kernel, cwd book/, NB_ENV, widget

@@ -183,7 +183,7 @@ class GMMPrior(_MonteCarloPrior):
         kwargs: dict[str, Any] = {}
         if bool(self.fitted):
             kwargs = {
-                "weights_init": self.weights.double().cpu().numpy(),
+                "weights_init": (self.weights.double() / self.weights.double().sum()).cpu().numpy(),
                 "means_init": self.means.double().cpu().numpy(),
                 "precisions_init": self.precisions.cpu().numpy(),
             }

@@ -355,3 +355,44 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, VAE]:
         raise CheckpointError(f"{run_dir / CHECKPOINT} does not match its own config: {err}") from err
     model.to(select_device(device if device != "auto" else cfg.train.device)).eval()
     return cfg, model
+
+
+def fit_prior(
+    model: VAE,
+    images: ImageSet,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 5e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[float]:
+    """Fit ``model.prior`` alone to the encodings of a frozen autoencoder (the protocol of Fig 2).
+
+    The prior block of Algorithm 1 (Adam on the prior's cross-entropy, Eq (3), which is L'(z) of
+    Eq (7) for LaDDer) and its end-of-epoch refit, with theta and phi fixed. The images are encoded
+    once; a fresh z ~ q(z|x) is drawn for every step. Returns the mean objective of each epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        chunks = [model.encoder(x) for x, _ in images.iter_batches(500, shuffle=False,
+                                                                   drop_last=False)]
+    mu = torch.cat([c[0] for c in chunks])
+    std = torch.cat([c[1] for c in chunks])
+    params = list(model.prior.parameters())
+    optimiser = torch.optim.Adam(params, lr=lr) if params else None
+    history = []
+    with frozen(model.vae_parameters()):
+        for epoch in tqdm(range(epochs), desc="fit prior", disable=not progress):
+            order = torch.randperm(len(mu), generator=generator).to(mu.device)
+            total, steps = 0.0, 0
+            for idx in order.split(batch_size):
+                objective = model.prior.cross_entropy(mu[idx], std[idx],
+                                                      reparameterise(mu[idx], std[idx])).mean()
+                if optimiser is not None:
+                    optimiser.zero_grad(set_to_none=True)
+                    (-objective).backward()
+                    optimiser.step()
+                total, steps = total + float(objective.detach()), steps + 1
+            model.prior.refit(reparameterise(mu, std))
+            history.append(total / steps)
+    return history

@@ -69,3 +69,14 @@ def test_overrides_parse_yaml_scalars():
     apply_overrides(cfg, ["train.grad_clip=null", "train.betas=[0.9, 0.95]", "model.sample_noise=true"])
     assert cfg.train.grad_clip is None and cfg.train.betas == (0.9, 0.95)
     assert cfg.model.sample_noise is True
+
+
+def test_every_shipped_config_file_loads():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(files) == 15
+    for path in files:
+        cfg = load_config(path)
+        dataset, prior = path.stem.split("-")
+        assert (cfg.data.dataset, cfg.model.prior, cfg.preset) == (dataset, prior, "paper")

@@ -9,18 +9,19 @@ from ladder.checkpoint import CheckpointError, load_checkpoint
 from ladder.cli import main
 from ladder.config import preset_config
 from ladder.data import load_dataset
-from ladder.train import Trainer, TrainingDivergedError, load_run, train
+from ladder.model import build_model
+from ladder.train import Trainer, TrainingDivergedError, fit_prior, load_run, train
 
 
 @pytest.fixture(scope="module")
 def mnist_small():
-    return (load_dataset("mnist", "train", n=2000, seed=0), load_dataset("mnist", "test", n=500))
+    return (load_dataset("mnist", "train", n=1024, seed=0), load_dataset("mnist", "test", n=256))
 
 
 def _cfg(prior, epochs=2, **model):
     cfg = preset_config("paper", "mnist", prior)
     cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = epochs, 64, False
-    cfg.model.n_mc = 10
+    cfg.model.n_mc, cfg.model.n_components = 10, 10
     for key, value in model.items():
         setattr(cfg.model, key, value)
     return cfg
@@ -40,7 +41,7 @@ def test_two_epochs_raise_the_elbo(prior, mnist_small, tmp_path):
 
 
 def test_resumed_run_equals_uninterrupted_run(mnist_small, tmp_path):
-    small = (mnist_small[0], mnist_small[1])
+    small = (load_dataset("mnist", "train", n=256, seed=1), mnist_small[1])
     straight = train(_cfg("ladder", epochs=2), tmp_path / "a", train_set=small[0],
                      test_set=small[1])
     interrupted = Trainer(_cfg("ladder", epochs=2), tmp_path / "b", small[0], small[1])
@@ -72,15 +73,16 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(mnist_small, tmp_
 
 
 def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
-    trainer = train(_cfg("normal", epochs=1), tmp_path / "run", *mnist_small)
+    data = {"train_set": mnist_small[0], "test_set": mnist_small[1]}
+    trainer = train(_cfg("normal", epochs=1), tmp_path / "run", **data)
     with pytest.raises(FileExistsError, match="--resume"):
-        train(trainer.cfg, tmp_path / "run", *mnist_small)
+        train(trainer.cfg, tmp_path / "run", **data)
     cfg, model = load_run(tmp_path / "run", device="cpu")
     assert cfg.model.prior == "normal" and not model.training
     path = tmp_path / "run" / "checkpoint.pt"
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
-        Trainer.resume(tmp_path / "run", train_set=mnist_small[0], test_set=mnist_small[1])
+        Trainer.resume(tmp_path / "run", **data)
 
 
 def test_cli_refuses_bad_config_with_a_message(capsys):
@@ -100,3 +102,14 @@ def test_cli_train_evaluate_sample(tmp_path, capsys):
     assert result["n_images"] == 256 and result["mae"] < 0.5
     assert main(["sample", str(run), "--n", "16"]) == 0
     assert (run / "samples.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("prior", ["gmm", "ladder"])
+def test_fit_prior_to_a_frozen_autoencoder(prior, mnist_small):
+    cfg = _cfg(prior).model
+    cfg.d_z = 2 if prior == "gmm" else 4
+    model = build_model(cfg, "mnist", (1, 28, 28))
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    history = fit_prior(model, mnist_small[1], epochs=3, batch_size=64)
+    assert history[-1] > history[0]
+    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in before.items())
