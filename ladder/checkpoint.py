@@ -33,8 +33,14 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "ladder_version": __version__}
     full.update(payload)
+    return atomic_save(full, path)
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(full, tmp)
+    torch.save(obj, tmp)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

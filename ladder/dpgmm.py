@@ -71,6 +71,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
 
+from ladder.numerics import logsumexp
+
 __all__ = ["DPGMM"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -608,10 +610,23 @@ class DPGMM:
             center = w @ p.m
             nu_t = p.nu + 1.0 - d
             c = nu_t * p.beta / ((1.0 + p.beta) * p.nu)  # Student-t precision = c E[Lambda]
+            # For small d, (t - m_k)^T E[Lambda_k] (t - m_k) is one product phi(u) @ maha_weights
+            # with the quadratic features phi(u) = [u_i u_j (i <= j), u_i, 1] of u = t - center:
+            # an (N, F) @ (F, K) matrix product instead of elementwise passes over (N, K, d). Its
+            # terms cancel for tight components, so that product is taken in float64. For large d,
+            # F ~ d^2/2 outgrows d K and the Cholesky form below is cheaper.
+            prec = p.chol @ p.chol.mT  # E[Lambda_k]
+            mc = p.m - center
+            iu = torch.triu_indices(d, d, device=prec.device)
+            pair_factor = torch.where(iu[0] == iu[1], 1.0, 2.0).to(prec.dtype)
+            quadratic = prec[:, iu[0], iu[1]] * pair_factor
+            linear = -2.0 * (prec @ mc[:, :, None]).squeeze(-1)
+            constant = (mc[:, None, :] @ prec @ mc[:, :, None]).reshape(K, 1)
             base = {
                 "center": center,
+                "maha_weights": torch.cat([quadratic, linear, constant], 1).T.contiguous(),
                 "chol_cat": p.chol.permute(1, 0, 2).reshape(d, K * d),
-                "m_chol": ((p.m - center)[:, None, :] @ p.chol).squeeze(1),
+                "m_chol": (mc[:, None, :] @ p.chol).squeeze(1),
                 "bound": e["elog_w"] + 0.5 * e["elog_lam"] - 0.5 * d * _LOG_2PI - 0.5 * d / p.beta,
                 "plugin": torch.log(w) + 0.5 * e["logdet_prec"] - 0.5 * d * _LOG_2PI,
                 "predictive": (torch.log(w) + torch.lgamma(0.5 * (nu_t + d))
@@ -620,8 +635,25 @@ class DPGMM:
                 "t_power": 0.5 * (nu_t + d),
                 "t_scale": c / nu_t,
             }
+            maha_weights = base.pop("maha_weights")
             self._cache[key] = {k: v.to(device=device, dtype=dtype) for k, v in base.items()}
+            self._cache[key]["maha_weights"] = maha_weights.to(device, torch.float64)
+            self._cache[key]["center64"] = center.to(device, torch.float64)
+            self._cache[key]["pairs"] = iu.to(device)
         return self._cache[key]
+
+    @staticmethod
+    def _mahalanobis(flat: Tensor, c: dict[str, Tensor], max_quadratic_d: int = 8) -> Tensor:
+        """(N, K) squared Mahalanobis distances of the rows of ``flat`` under E[Lambda_k]."""
+        n, d = flat.shape
+        if d <= max_quadratic_d:
+            u = flat.double() - c["center64"]
+            i, j = c["pairs"]
+            features = torch.cat([u[:, i] * u[:, j], u, torch.ones_like(u[:, :1])], 1)
+            return (features @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
+        k = c["m_chol"].shape[0]
+        y = ((flat - c["center"]) @ c["chol_cat"]).view(n, k, d) - c["m_chol"]
+        return y.square().sum(-1)
 
     def _component_log_prob(self, t: Tensor, kind: str) -> Tensor:
         """(..., K) per-component terms whose logsumexp is ``log_prob(t, kind)``."""
@@ -636,9 +668,7 @@ class DPGMM:
         if t.ndim == 0 or t.shape[-1] != d:
             raise ValueError(f"t must have shape (..., {d}), got {tuple(t.shape)}")
         c = self._derived(t.dtype, t.device)
-        flat = t.reshape(-1, d)
-        y = ((flat - c["center"]) @ c["chol_cat"]).view(flat.shape[0], K, d) - c["m_chol"]
-        maha = y.square().sum(-1)  # (x - m_k)^T E[Lambda_k] (x - m_k)
+        maha = self._mahalanobis(t.reshape(-1, d), c)  # (t - m_k)^T E[Lambda_k] (t - m_k)
         if kind == "predictive":
             out = c["predictive"] - c["t_power"] * torch.log1p(c["t_scale"] * maha)
         else:
@@ -656,7 +686,7 @@ class DPGMM:
           (Bishop 10.81-10.82).
 
         NaN in t gives NaN out; no check here, as it runs every training step."""
-        return torch.logsumexp(self._component_log_prob(t, kind), -1)
+        return logsumexp(self._component_log_prob(t, kind), -1)
 
     def score_samples(self, X: Any) -> Tensor:
         """scikit-learn's ``score_samples``: ``log_prob(X, "bound")`` per row, in ``dtype``."""

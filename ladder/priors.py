@@ -25,6 +25,8 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal
 from torch.distributions import Normal as TorchNormal
 
+from ladder.numerics import mixture_log_prob
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -168,7 +170,7 @@ class GMMPrior(_MonteCarloPrior):
         )
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return self.mixture().log_prob(z)
+        return mixture_log_prob(self.mixture(), z)
 
     def sample(self, n: int) -> Tensor:
         return self.mixture().sample((n,))
@@ -248,11 +250,11 @@ class VampPrior(_MonteCarloPrior):
         return MixtureSameFamily(Categorical(logits=logits), Independent(TorchNormal(mu, std), 1))
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return self.components().log_prob(z)
+        return mixture_log_prob(self.components(), z)
 
     def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
         mixture = self.components()  # encode the pseudo-inputs once for all samples
-        return mixture.log_prob(reparameterise(mu, std, self.n_mc)).mean(0)
+        return mixture_log_prob(mixture, reparameterise(mu, std, self.n_mc)).mean(0)
 
     def sample(self, n: int) -> Tensor:
         return self.components().sample((n,))

@@ -382,7 +382,7 @@ def fit_prior(
     optimiser = torch.optim.Adam(params, lr=lr) if params else None
     history = []
     with frozen(model.vae_parameters()):
-        for epoch in tqdm(range(epochs), desc="fit prior", disable=not progress):
+        for _ in tqdm(range(epochs), desc="fit prior", disable=not progress):
             order = torch.randperm(len(mu), generator=generator).to(mu.device)
             total, steps = 0.0, 0
             for idx in order.split(batch_size):

@@ -490,3 +490,20 @@ def test_load_state_dict_rejects_the_wrong_state():
     bad = {**state, "fitted": {**state["fitted"], "covariances_": torch.zeros(3, 2, 3)}}
     with pytest.raises(ValueError, match="covariances_ must have shape"):
         DPGMM(n_components=3).load_state_dict(bad)
+
+
+def test_float32_log_prob_is_accurate_for_training():
+    """log_prob of float32 points stays within float32 input rounding of the float64 result, in
+    both forms of the Mahalanobis distance (quadratic features for d <= 8, Cholesky above)."""
+    torch.manual_seed(0)
+    for d in (2, 8, 12):
+        X = torch.cat([torch.randn(2000, d) * 0.2 - 2, torch.randn(2000, d) * 0.05 + 5]).double()
+        g = DPGMM.paper_prior(d, n_components=10, random_state=0).fit(X)
+        t = X[::5] + 0.3 * torch.randn_like(X[::5])
+        for kind in ("bound", "plugin", "predictive"):
+            exact = g.log_prob(t, kind)
+            single = g.log_prob(t.float(), kind).double()
+            assert ((single - exact).abs() / exact.abs().clamp_min(1.0)).max() < 5e-5
+            c = g._derived(torch.float64, t.device)
+            both = [DPGMM._mahalanobis(t, c, max_quadratic_d=q) for q in (0, 64)]
+            torch.testing.assert_close(both[0], both[1], rtol=1e-9, atol=1e-9)

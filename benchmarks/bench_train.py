@@ -1,0 +1,193 @@
+"""Training throughput (images/s) of the SM E.1 MNIST network, batch 256: the project's trainer
+with the Normal prior and with the LaDDer prior, against a plain eager reference written here.
+
+The reference is the simplest correct train step: the same network written out in plain
+``nn.Sequential``, the Laplace loss with a learned scale, the analytic N(0, I) cross-entropy and one
+Adam optimiser, in the default memory format. The variants run interleaved (each repeat times every
+variant once, in turn) in one process, so a busy machine slows them alike; medians are printed.
+
+Each trainer variant is timed over whole epochs of ``--n-train`` images, refit of the prior
+included, evaluation excluded: that is what a user waits for. The machine's fp32 matrix-multiply rate
+and the network's FLOPs per image give the fraction of the hardware limit reached.
+
+    .venv/bin/python benchmarks/bench_train.py                 # about 5 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_train.py --repeats 5 --n-train 10240 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ladder.config import preset_config
+from ladder.data import load_dataset
+from ladder.train import Trainer
+
+
+class _Encoder(nn.Module):
+    def __init__(self, d_z: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, 256, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(4096, 64), nn.ReLU(),
+        )
+        self.mu, self.sigma = nn.Linear(64, d_z), nn.Linear(64, d_z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([x[..., :2].flip(-1), x, x[..., -2:].flip(-1)], -1)  # symmetric pad 2 (W)
+        x = torch.cat([x[..., :2, :].flip(-2), x, x[..., -2:, :].flip(-2)], -2)  # and (H)
+        h = self.body(x)
+        return self.mu(h), torch.relu(self.sigma(h)) + 1e-3
+
+
+def _decoder(d_z: int = 16) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(d_z, 4096), nn.ReLU(), nn.Unflatten(1, (4096, 1, 1)), nn.PixelShuffle(4),
+        nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(), nn.PixelShuffle(2),
+        nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(), nn.PixelShuffle(2),
+        nn.Conv2d(16, 16, 3, 1, 1), nn.ReLU(), nn.PixelShuffle(2),
+        nn.Conv2d(4, 1, 5), nn.Sigmoid(),
+    )
+
+
+class EagerReference:
+    """A plain VAE train step: Laplace likelihood, N(0, I) prior, one Adam."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.encoder, self.decoder = _Encoder().to(device), _decoder().to(device)
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(0.5), device=device))
+        params = [*self.encoder.parameters(), *self.decoder.parameters(), self.log_sigma]
+        self.optimiser = torch.optim.Adam(params, lr=5e-4)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        mu, std = self.encoder(x)
+        z = mu + std * torch.randn_like(std)
+        x_hat = self.decoder(z)
+        sigma = self.log_sigma.exp()
+        rec = -(x - x_hat).abs().flatten(1).sum(1) / sigma - 784 * torch.log(2 * sigma)
+        entropy = std.log().sum(1)
+        cross_entropy = -0.5 * (mu.square() + std.square()).sum(1)
+        return -(rec + entropy + cross_entropy).mean()
+
+    def step(self, x: torch.Tensor) -> None:
+        loss = self.loss(x)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """The best fp32 GFLOP/s of an n x n matrix product on ``device``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = 0.0
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_step_flops(reference: EagerReference, batch: torch.Tensor) -> float:
+    """FLOPs of one forward and backward pass of the network per image."""
+    with FlopCounterMode(display=False) as counter:
+        reference.loss(batch).backward()
+    reference.optimiser.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch.shape[0]
+
+
+def make_trainer(prior: str, bca: str, train_set, test_set, device: torch.device) -> Trainer:
+    cfg = preset_config("paper", "mnist", prior)
+    cfg.train.progress = False
+    cfg.train.bca = bca
+    cfg.train.device = str(device)
+    cfg.train.epochs = 10_000
+    return Trainer(cfg, "/tmp/ladder-bench-train", train_set, test_set)
+
+
+def time_trainer_epoch(trainer: Trainer) -> float:
+    """Seconds of one epoch: the batches and the end-of-epoch refit (no evaluation)."""
+    _sync(trainer.device)
+    start = time.perf_counter()
+    train = trainer._train_batches(trainer.epoch, warmup=False)
+    trainer.model.prior.refit(trainer._refit_encodings(train["z_epoch"], trainer.epoch))
+    _sync(trainer.device)
+    trainer.epoch += 1
+    return time.perf_counter() - start
+
+
+def time_reference_epoch(reference: EagerReference, images: torch.Tensor, batch: int) -> float:
+    device = images.device
+    order = torch.randperm(len(images), device=device)
+    _sync(device)
+    start = time.perf_counter()
+    for idx in order[: len(images) - len(images) % batch].split(batch):
+        reference.step(images[idx])
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=5120, help="images per timed epoch")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    train_set = load_dataset("mnist", "train", n=args.n_train, device=device)
+    test_set = load_dataset("mnist", "test", n=256, device=device)
+    images = train_set.take(len(train_set))
+    reference = EagerReference(device)
+    variants = {
+        "eager reference (Normal)": None,
+        "trainer, Normal prior": make_trainer("normal", "sequential", train_set, test_set, device),
+        "trainer, LaDDer, sequential": make_trainer("ladder", "sequential", train_set, test_set,
+                                                    device),
+        "trainer, LaDDer, joint": make_trainer("ladder", "joint", train_set, test_set, device),
+    }
+    # Warm-up epoch each (allocator, first DP-GMM fit from k-means), not timed.
+    for trainer in variants.values():
+        (time_reference_epoch(reference, images, 256) if trainer is None
+         else time_trainer_epoch(trainer))
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, trainer in variants.items():
+            seconds[name].append(time_reference_epoch(reference, images, 256) if trainer is None
+                                 else time_trainer_epoch(trainer))
+    n_images = args.n_train - args.n_train % 256
+    rate = {name: n_images / statistics.median(s) for name, s in seconds.items()}
+    flops = train_step_flops(reference, images[:256])
+    peak = matmul_gflops(device)
+    base, normal = rate["eager reference (Normal)"], rate["trainer, Normal prior"]
+    print(f"# bench_train: {platform.processor() or platform.machine()}, device {device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.repeats} repeats of {n_images} images, batch 256")
+    print(f"# network: {flops / 1e6:.1f} MFLOP per image (forward + backward); "
+          f"fp32 matmul peak {peak:.1f} GFLOP/s")
+    print("| variant | images/s (median) | vs eager reference | vs Normal trainer | GFLOP/s | "
+          "of matmul peak |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rate.items():
+        print(f"| {name} | {r:.0f} | {r / base:.2f}x | {r / normal:.2f}x | {r * flops / 1e9:.1f} | "
+              f"{r * flops / 1e9 / peak:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
