@@ -91,3 +91,26 @@ def test_bad_arguments():
         GaussianLikelihood("clamped", bounds=(0.1, 0.05))
     with pytest.raises(ValueError, match="images"):
         LaplaceLikelihood().log_prob(torch.zeros(3, 4), torch.zeros(3, 4))
+
+
+def test_laplace_mae_mode_sets_sigma_to_its_maximiser():
+    """sigma = the bias-corrected moving average of the training batches' MAE; fixed in eval."""
+    torch.manual_seed(0)
+    lik = LaplaceLikelihood("mae", sigma_init=0.5)
+    x, x_hat = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4)
+    first = (x - x_hat).abs().mean()
+    lik.log_prob(x, x_hat)
+    torch.testing.assert_close(lik.scale(), first)  # the first step uses the batch's MAE exactly
+    for _ in range(60):
+        lik.log_prob(x, 0.5 * (x + x_hat))
+    torch.testing.assert_close(lik.scale(), 0.5 * first, rtol=1e-3, atol=0)
+    lik.eval()
+    before = lik.scale()
+    lik.log_prob(x, x)  # evaluation never moves sigma
+    assert lik.scale() == before
+    # at sigma = MAE the ELBO is maximal in sigma: Eq (15)'s derivative vanishes there
+    s = lik.scale().requires_grad_(True)
+    l1 = (x - 0.5 * (x + x_hat)).abs().sum(dim=(-3, -2, -1))
+    value = (-l1 / s - 16 * torch.log(2 * s)).mean()
+    (grad,) = torch.autograd.grad(value, s)
+    assert abs(float(grad)) < 1e-2 * 16 / float(s.detach())
