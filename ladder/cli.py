@@ -57,20 +57,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ladder.data import load_dataset
-    from ladder.metrics import elbo_statistics
-    from ladder.train import load_run
+    import warnings
 
-    started = time.perf_counter()
-    cfg, model = load_run(args.run_dir, args.device or "auto")
-    device = next(model.parameters()).device
-    test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, n=cfg.data.n_test,
-                        device=device, seed=cfg.train.seed)
-    result = elbo_statistics(model, test, cfg.train.eval_batch_size, progress=True)
-    result["seconds"] = time.perf_counter() - started
-    out = args.out or Path(args.run_dir) / "evaluation.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    from ladder.evaluate import EVALUATION_FILE, EvaluationSkipped, evaluate_run, summary_table
+
+    if args.out is not None and len(args.run_dirs) > 1:
+        print("ladder evaluate: error: --out needs a single RUN_DIR", file=sys.stderr)
+        return 2
+    warnings.simplefilter("ignore", EvaluationSkipped)  # printed below, once per run
+    counts = {key: getattr(args, key) for key in ("n_samples", "n_is", "n_nll", "n_inner")
+              if getattr(args, key) is not None}  # None: evaluate_run's defaults
+    results = []
+    for run_dir in args.run_dirs:
+        started = time.perf_counter()
+        try:
+            data = evaluate_run(
+                run_dir, device=args.device or "auto", n_test=args.n_test,
+                classifier=args.classifier, inception_weights=args.inception_weights,
+                seed=args.seed, out=args.out, grid=not args.no_grid,
+                progress=not args.no_progress, **counts,
+            )
+        except ValueError as err:  # bad counts, a corrupt checkpoint or classifier file
+            print(f"ladder evaluate: error: {run_dir}: {err}", file=sys.stderr)
+            return 2
+        for note in data["notes"]:
+            print(f"ladder evaluate: {run_dir}: skipped {note}", file=sys.stderr)
+        out = args.out or Path(run_dir) / EVALUATION_FILE
+        print(f"wrote {out} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        results.append(data)
+    names = [Path(r).name for r in args.run_dirs] if len(args.run_dirs) > 1 else None
+    print(summary_table(results, names))
     return 0
 
 
@@ -98,9 +114,10 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
     train_set = load_dataset(args.dataset, "train", root=args.root)
     test_set = load_dataset(args.dataset, "test", root=args.root)
+    options = {"epochs": args.epochs} if args.epochs else {}
     model, acc = train_classifier(
         train_set.take(len(train_set)), train_set.labels, test_set.take(len(test_set)),
-        test_set.labels, epochs=args.epochs, seed=args.seed, device=args.device or "cpu",
+        test_set.labels, seed=args.seed, device=args.device or "cpu", **options,
     )
     path = save_classifier(model, train_set.name, acc)
     print(json.dumps({"dataset": train_set.name, "test_accuracy": acc, "path": str(path)}))
@@ -111,6 +128,33 @@ def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
     print(yaml.safe_dump(_compose(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from ladder.reproduce import ManifestError, list_runs, load_manifest, reproduce
+
+    try:
+        if args.list:
+            print(list_runs(args.scale, args.only, args.runs, load_manifest(args.manifest)))
+            return 0
+        summary = reproduce(args.scale, args.only, args.jobs, args.runs, args.manifest)
+    except ManifestError as err:
+        print(f"ladder reproduce: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0 if summary.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ladder.reproduce import ManifestError, report
+
+    try:
+        report(args.scale, args.runs, args.results, args.manifest)
+    except (ManifestError, FileNotFoundError) as err:
+        print(f"ladder report: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -127,10 +171,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="test ELBO and per-pixel error of a run (Table 3)")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser(
+        "evaluate",
+        help="Tables 1-3 and more for trained runs; writes RUN_DIR/evaluation.json",
+        description=(
+            "Evaluate runs on the test split: ELBO and per-pixel error (Table 3), E_q(z)[log p(z)]"
+            " two ways (Table 2), -log p(x) by importance sampling, the Fréchet classifier"
+            " distance (FCD) of generated and reconstructed images with the real-vs-real floor"
+            " (Table 1, SM Table 1), precision/recall/density/coverage, and NMI/ARI of the"
+            " prior's components against the classes (Fig 4). Writes one JSON per run with its"
+            " provenance and prints a Markdown table. The defaults are the paper protocol;"
+            " for quick CPU runs use --n-samples 2000 --n-is 100 --n-nll 200."
+        ),
+    )
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="run folder(s); several give a table with one column per run")
+    p.add_argument("--n-samples", type=int, metavar="N",
+                   help="images per side for FCD and PRDC: generated, reconstructed, test and "
+                        "train (default 10000; compare FCDs only at equal N)")
+    p.add_argument("--n-is", type=int, metavar="K",
+                   help="importance samples for log p(z) and log p(x) (default 1000)")
+    p.add_argument("--n-nll", type=int, metavar="N",
+                   help="test images for -log p(x), a seeded class-balanced subset (default "
+                        "1000; 0 skips it)")
+    p.add_argument("--n-inner", type=int, metavar="K",
+                   help="inner samples t ~ q(t|z) of the nested log p(x) for the generative "
+                        "priors (default 10)")
+    p.add_argument("--n-test", type=int, metavar="N",
+                   help="a seeded class-balanced subset of the test split (default: all of it)")
+    p.add_argument("--classifier", type=Path, metavar="FILE",
+                   help="evaluation classifier weights (default: the newest cached one for the "
+                        "dataset; train one with `ladder train-classifier`)")
+    p.add_argument("--inception-weights", type=Path, metavar="FILE",
+                   help="CelebA only: local Inception weights for standard FID")
+    p.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
     p.add_argument("--out", type=Path, help="JSON file (default RUN_DIR/evaluation.json)")
-    p.add_argument("--device")
+    p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
+    p.add_argument("--no-grid", action="store_true",
+                   help="do not save RUN_DIR/evaluation-samples.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("sample", help="PNG grid: test images, reconstructions, prior samples")
@@ -143,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-classifier", help="train the evaluation classifier of a dataset")
     p.add_argument("--dataset", required=True, help="mnist or fashion")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, help="training epochs (default: train_classifier's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", help="data root (default $LADDER_DATA)")
     p.add_argument("--device")
@@ -152,6 +231,49 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the composed config as YAML")
     _config_arguments(p)
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="run the paper's experiments (experiments/manifest.yaml) that are not finished",
+        description=(
+            "Execute every run of experiments/manifest.yaml at one scale that has not finished,"
+            " one papermill execution of an experiments/ notebook per run, into"
+            " runs/SCALE/RUN_ID/ (executed notebook, log.txt, run folder, done.json last)."
+            " Finished runs are never redone; an interrupted one is executed again and resumes"
+            " from its checkpoint. CelebA runs need a CUDA GPU and are skipped, with the reason,"
+            " without one. Scales: quick (the quick preset, 10k images for 3 epochs; at most 3 min"
+            " per run on a 2-core CPU), medium (the paper's model on 20k images for 6 epochs; at"
+            " most 15 min per run there), paper (SM E exactly; meant for a GPU)."
+        ),
+    )
+    p.add_argument("--scale", choices=("quick", "medium", "paper"), default="quick")
+    p.add_argument("--only", metavar="PATTERN",
+                   help="comma-separated shell patterns on run ids or experiment names, e.g. "
+                        "'mnist-*-seed0' or 'fig2,fig4' (the runs they need come along)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs in parallel, each with cores/N torch threads, at most "
+                        "$OMP_NUM_THREADS where that is set (default 1)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
+    p.add_argument("--list", action="store_true", help="list the runs and their status; run nothing")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser(
+        "report",
+        help="tables (Markdown and CSV) and figures of the finished runs, under results/SCALE/",
+        description=(
+            "Aggregate the finished runs of one scale into one table per paper table (mean ± std"
+            " over seeds, the paper's values beside ours, each row citing its runs; each table"
+            " states its scale, seeds, device, commit and total run time) and copy the figures,"
+            " under results/SCALE/."
+        ),
+    )
+    p.add_argument("--scale", choices=("quick", "medium", "paper"), default="quick")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="output root (default results/)")
+    p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

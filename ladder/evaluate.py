@@ -1,0 +1,460 @@
+"""Run-level evaluation (issue 4): every quantity of Tables 1-3 and more, one JSON per run.
+
+:func:`evaluate_run` loads a run folder, computes on the test split the :mod:`ladder.metrics`
+quantities and writes ``RUN_DIR/evaluation.json``:
+
+* ``schema_version`` (:data:`SCHEMA_VERSION`);
+* ``provenance``: config, checkpoint SHA-256 and epoch, seed, ladder / torch / Python versions,
+  device, sample counts, the evaluation classifier's weights hash and accuracy, wall time per
+  stage and in all;
+* ``metrics``: ``elbo`` (Table 3), ``cross_entropy`` (Table 2), ``log_likelihood``, ``clusters``
+  (Fig 4 as NMI / ARI), ``generation`` (Table 1 and SM Table 1 as the Fréchet classifier distance,
+  FCD, with PRDC), and for CelebA ``inception_fid``. A block that cannot be computed holds
+  ``{"skipped": reason}`` (and the reason is also in ``notes`` and warned on stderr);
+* ``notes``: what was skipped and why.
+
+Sample counts. Paper protocol (the defaults): the whole test split for the ELBO, the cross-entropy
+and the clusters; FCD and PRDC on :data:`ladder.features.DEFAULT_SAMPLE_COUNT` (10k) images per
+side; K = 1000 importance samples for log p(z) and log p(x); log p(x) on a class-balanced seeded
+subset of 1000 test images with 10 inner samples for the generative priors. Quick runs on a CPU:
+``--n-samples 2000 --n-is 100 --n-nll 200`` (minutes). FCDs are comparable only at equal
+``n_samples`` and under the same classifier (its hash is in the provenance).
+
+A missing evaluation classifier does not fail the evaluation: the classifier metrics are skipped
+with a message that names the command that trains one, so the ELBO, cross-entropy and log p(x),
+which take most of the time, are not lost; the ``generation`` block then says ``skipped``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ladder.checkpoint import file_sha256, load_checkpoint
+from ladder.data import ImageSet, balanced_subset, load_dataset
+from ladder.metrics import (
+    DEFAULT_INNER_SAMPLES,
+    DEFAULT_IS_SAMPLES,
+    cluster_statistics,
+    cross_entropy_statistics,
+    elbo_statistics,
+    fixed_laplace_scale,
+    generate,
+    generation_statistics,
+    has_components,
+    log_likelihood,
+    reconstruct,
+)
+from ladder.train import CHECKPOINT, load_run
+
+SCHEMA_VERSION = 1
+EVALUATION_FILE = "evaluation.json"
+GRID_FILE = "evaluation-samples.png"
+DEFAULT_SAMPLES = 10_000  # = ladder.features.DEFAULT_SAMPLE_COUNT, without importing torchmetrics
+DEFAULT_NLL_IMAGES = 1000
+CLASSIFIER_DATASETS = ("mnist", "fashion")
+
+METRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "elbo": ("elbo", "elbo_stderr", "reconstruction", "entropy", "cross_entropy", "mae",
+             "pixel_error_x100", "n_images"),
+    "cross_entropy": ("bound", "bound_stderr", "importance_sampled", "importance_sampled_stderr",
+                      "gap", "gap_stderr", "exact", "n_is", "n_images"),
+    "log_likelihood": ("log_px", "nll", "stderr", "mc_stderr", "ess_mean", "n_images",
+                       "n_samples", "n_inner", "nested"),
+    "clusters": ("nmi", "ari", "n_components_used", "n_classes", "n_images"),
+    "generation": ("label", "fcd_generated", "fcd_reconstructed", "fcd_difference",
+                   "fcd_real_floor", "precision", "recall", "density", "coverage", "n_samples",
+                   "classifier_hash"),
+}
+PROVENANCE_KEYS = ("run_dir", "config", "checkpoint", "seed", "ladder_version", "torch_version",
+                   "python_version", "device", "sample_counts", "classifier", "laplace_sigma",
+                   "started", "wall_time_s", "stage_seconds")
+
+
+class EvaluationSkipped(UserWarning):
+    """A metric block could not be computed (no classifier, no labels, no components ...)."""
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    device: str = "auto",
+    n_test: int | None = None,
+    n_samples: int = DEFAULT_SAMPLES,
+    n_is: int = DEFAULT_IS_SAMPLES,
+    n_nll: int = DEFAULT_NLL_IMAGES,
+    n_inner: int = DEFAULT_INNER_SAMPLES,
+    classifier: Any = None,
+    inception_weights: str | os.PathLike | None = None,
+    seed: int | None = None,
+    out: str | os.PathLike | None = None,
+    grid: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir``; write and return the evaluation dict (module docstring).
+
+    ``n_test``: a seeded class-balanced subset of the test split (None: all of it). ``n_samples``:
+    images per side for FCD / PRDC (generated, reconstructed, test, and train for the floor).
+    ``n_is``: importance samples K for log p(z) and log p(x); ``n_nll``: test images for log p(x)
+    (0 skips it); ``n_inner``: inner samples of the nested log p(x). ``classifier``: None (the
+    newest cached one for the dataset), a file path, or a ``(LeNetClassifier, metadata)`` pair as
+    :func:`ladder.classifier.load_classifier` returns. ``seed``: default the run's training seed;
+    every stage is seeded on its own. ``out``: default ``RUN_DIR/evaluation.json``. ``grid``: also
+    save ``RUN_DIR/evaluation-samples.png`` (test images | reconstructions | prior samples).
+    """
+    for name, value, low in (("n_samples", n_samples, 2), ("n_is", n_is, 1),
+                             ("n_nll", n_nll, 0), ("n_inner", n_inner, 1)):
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
+    run_dir = Path(run_dir)
+    cfg, model = load_run(run_dir, device)
+    torch_device = next(model.parameters()).device
+    devices = [torch_device] if torch_device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # leave the caller's random state alone
+        data = _evaluate(run_dir, cfg, model, torch_device, started, clock, n_test=n_test,
+                         n_samples=n_samples, n_is=n_is, n_nll=n_nll, n_inner=n_inner,
+                         classifier=classifier, inception_weights=inception_weights, seed=seed,
+                         grid=grid, progress=progress)
+    validate_evaluation(data)
+    path = Path(out) if out is not None else run_dir / EVALUATION_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return data
+
+
+def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_samples, n_is,
+              n_nll, n_inner, classifier, inception_weights, seed, grid,
+              progress) -> dict[str, Any]:
+    """The body of :func:`evaluate_run`, inside its forked random state."""
+    seed = cfg.train.seed if seed is None else int(seed)
+    dataset = cfg.data.dataset
+    stage_seconds: dict[str, float] = {}
+    notes: list[str] = []
+    metrics: dict[str, Any] = {}
+
+    def skip(block: str, reason: str) -> None:
+        metrics[block] = {"skipped": reason}
+        notes.append(f"{block}: {reason}")
+        warnings.warn(f"{block} skipped: {reason}", EvaluationSkipped, stacklevel=4)
+
+    def stage(name: str, offset: int) -> _Stage:
+        return _Stage(name, stage_seconds, seed * 1000 + offset)
+
+    test = load_dataset(dataset, "test", root=cfg.data.root, n=n_test, device=torch_device,
+                        seed=seed)
+    if n_samples > len(test):
+        raise ValueError(f"n_samples = {n_samples} exceeds the {len(test)} test images; lower "
+                         "--n-samples (or raise --n-test)")
+    # The classifier first: a corrupt file fails before the long stages, not after them.
+    classifier_info, loaded = None, None
+    if dataset not in CLASSIFIER_DATASETS:
+        skip("generation", f"the project's evaluation classifier is for 28x28 greyscale images "
+             f"({', '.join(CLASSIFIER_DATASETS)}); {dataset} is scored by Inception FID")
+    else:
+        loaded = _load_classifier(classifier, dataset)
+        if isinstance(loaded, str):
+            skip("generation", loaded)
+    with fixed_laplace_scale(model, test, cfg.train.eval_batch_size) as sigma:
+        with stage("elbo", 1):
+            elbo = elbo_statistics(model, test, cfg.train.eval_batch_size, progress=progress)
+            elbo["pixel_error_x100"] = 100.0 * elbo["mae"]
+            metrics["elbo"] = elbo
+        with stage("cross_entropy", 2):
+            metrics["cross_entropy"] = cross_entropy_statistics(
+                model, test, n_is, batch_size=cfg.train.eval_batch_size, progress=progress)
+        if n_nll > 0:
+            with stage("log_likelihood", 3):
+                images = _subset(test, min(n_nll, len(test)), seed)
+                metrics["log_likelihood"] = log_likelihood(model, images, n_is, n_inner,
+                                                           progress=progress)
+        else:
+            skip("log_likelihood", "n_nll = 0")
+
+    if test.labels is None:
+        skip("clusters", f"{dataset} has no class labels")
+    elif not has_components(model.prior):
+        skip("clusters", f"the {cfg.model.prior} prior has no mixture components")
+    else:
+        with stage("clusters", 4):
+            metrics["clusters"] = cluster_statistics(model, test, cfg.train.eval_batch_size,
+                                                     progress=progress)
+
+    if loaded is not None and not isinstance(loaded, str):
+        net, meta = loaded
+        classifier_info = {"weights_hash": meta.get("weights_hash"),
+                           "test_accuracy": meta.get("test_accuracy"),
+                           "path": meta.get("path")}
+        with stage("generation", 5):
+            train = load_dataset(dataset, "train", root=cfg.data.root, device=torch_device)
+            result = generation_statistics(
+                model, _subset(test, n_samples, seed), net, _subset(train, n_samples, seed),
+                batch_size=cfg.train.eval_batch_size, progress=progress)
+            from ladder.features import FCD_LABEL
+
+            metrics["generation"] = {"label": FCD_LABEL, **result,
+                                     "classifier_hash": meta.get("weights_hash")}
+    if dataset == "celeba":
+        with stage("inception_fid", 6):
+            _inception_block(model, test, dataset, cfg, n_samples, seed, inception_weights,
+                             metrics, skip)
+    if grid:
+        with stage("grid", 7):
+            _save_grid(model, test, run_dir / GRID_FILE, seed)
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "provenance": _provenance(run_dir, cfg, seed, torch_device, started, clock, stage_seconds,
+                                  classifier_info, sigma,
+                                  {"n_test": len(test), "n_samples": n_samples, "n_is": n_is,
+                                   "n_nll": min(n_nll, len(test)), "n_inner": n_inner}),
+        "metrics": metrics,
+        "notes": notes,
+    }
+
+
+class _Stage:
+    """Times a stage into ``seconds[name]`` and seeds torch for it (stages are reproducible one by
+    one, whichever others run)."""
+
+    def __init__(self, name: str, seconds: dict[str, float], seed: int) -> None:
+        self.name, self.seconds, self.seed = name, seconds, seed
+
+    def __enter__(self) -> None:
+        torch.manual_seed(self.seed)
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self.name] = round(time.perf_counter() - self.start, 3)
+
+
+def _subset(images: ImageSet, n: int, seed: int) -> Tensor:
+    """``n`` images: all of them in order, else a seeded class-balanced subset (the first ``n``
+    where there are no labels)."""
+    if n == len(images):
+        return images.take(n)
+    if images.labels is None:
+        return images.take(n)
+    return images.gather(balanced_subset(images.labels, n, seed))
+
+
+def _load_classifier(classifier: Any, dataset: str) -> tuple[Any, dict] | str:
+    """(model, metadata), or the reason there is none."""
+    from ladder.classifier import ClassifierNotFoundError, LeNetClassifier, load_classifier
+
+    if isinstance(classifier, tuple):
+        return classifier
+    if isinstance(classifier, LeNetClassifier):
+        from ladder.classifier import weights_hash
+
+        return classifier, {"weights_hash": weights_hash(classifier)}
+    try:
+        if classifier is None:
+            return load_classifier(dataset)
+        return load_classifier(dataset, path=classifier)
+    except ClassifierNotFoundError as err:
+        return (f"{err}. FCD and PRDC need it: run `ladder train-classifier --dataset {dataset}` "
+                "(minutes on a CPU), then evaluate again")
+
+
+def _inception_block(model, test, dataset, cfg, n_samples, seed, weights, metrics, skip) -> None:
+    """Standard Inception FID of generated and reconstructed images and the floor (CelebA)."""
+    if weights is None:
+        skip("inception_fid", "Inception FID needs a local weights file (nothing is downloaded): "
+             "pass --inception-weights /path/to/weights-inception-2015-12-05-6726825d.pth "
+             "(torch-fidelity's release file)")
+        return
+    from ladder.features import inception_fid
+
+    real = _subset(test, n_samples, seed).cpu()
+    train = load_dataset(dataset, "train", root=cfg.data.root)
+    floor = _subset(train, n_samples, seed).cpu()
+    generated = generate(model, n_samples)
+    recon = reconstruct(model, _subset(test, n_samples, seed))
+    result = {name: inception_fid(real, fake, weights)
+              for name, fake in (("fid_generated", generated), ("fid_reconstructed", recon),
+                                 ("fid_real_floor", floor))}
+    result["fid_difference"] = result["fid_generated"] - result["fid_reconstructed"]
+    result.update(n_samples=n_samples, weights=str(weights), weights_sha256=file_sha256(weights))
+    metrics["inception_fid"] = result
+
+
+def _save_grid(model, test: ImageSet, path: Path, seed: int) -> None:
+    from torchvision.utils import save_image
+
+    from ladder.plots.grids import samples_and_reconstructions
+
+    n = min(100, len(test))
+    save_image(samples_and_reconstructions(model, test.take(n), n, seed=seed), path)
+
+
+def _provenance(run_dir, cfg, seed, device, started, clock, stage_seconds, classifier, sigma,
+                counts) -> dict[str, Any]:
+    from ladder import __version__
+
+    checkpoint = run_dir / CHECKPOINT
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"{platform.processor() or platform.machine()}, " \
+                      f"{torch.get_num_threads()} thread(s)"
+    return {
+        "run_dir": str(run_dir),
+        "config": cfg.to_dict(),
+        "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint),
+                       "epoch": int(load_checkpoint(checkpoint)["epoch"])},
+        "seed": seed,
+        "ladder_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": device_name,
+        "sample_counts": counts,
+        "classifier": classifier,
+        "laplace_sigma": {"mode": cfg.model.sigma_mode, "sigma": sigma},
+        "started": started.isoformat(timespec="seconds"),
+        "wall_time_s": round(time.perf_counter() - clock, 3),
+        "stage_seconds": stage_seconds,
+        "argv": list(sys.argv),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema
+
+
+def validate_evaluation(data: Any) -> None:
+    """Check an evaluation dict against schema :data:`SCHEMA_VERSION`; :class:`ValueError` lists
+    every problem. Each metric block is ``{"skipped": reason}`` or holds all of its
+    :data:`METRIC_KEYS` with finite numbers (strings where named ``label`` / ``*_hash``)."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ValueError(f"an evaluation is a JSON object, got {type(data).__name__}")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"schema_version is {data.get('schema_version')!r}, expected "
+                        f"{SCHEMA_VERSION}")
+    prov = data.get("provenance")
+    if not isinstance(prov, dict):
+        problems.append("provenance is missing")
+        prov = {}
+    problems += [f"provenance.{key} is missing" for key in PROVENANCE_KEYS if key not in prov]
+    if "config" in prov and not isinstance(prov["config"], dict):
+        problems.append("provenance.config must be an object")
+    sha = (prov.get("checkpoint") or {}).get("sha256") if isinstance(prov.get("checkpoint"),
+                                                                      dict) else None
+    if "checkpoint" in prov and not (isinstance(sha, str) and len(sha) == 64):
+        problems.append("provenance.checkpoint.sha256 must be a 64-digit hex string")
+    counts = prov.get("sample_counts", {})
+    for key in ("n_test", "n_samples", "n_is", "n_nll", "n_inner"):
+        if "sample_counts" in prov and not isinstance(counts.get(key), int):
+            problems.append(f"provenance.sample_counts.{key} must be an integer")
+    wall = prov.get("wall_time_s")
+    if "wall_time_s" in prov and not (_is_number(wall) and wall >= 0):
+        problems.append("provenance.wall_time_s must be a non-negative number")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        problems.append("metrics is missing")
+        metrics = {}
+    for block, keys in METRIC_KEYS.items():
+        values = metrics.get(block)
+        if not isinstance(values, dict):
+            problems.append(f"metrics.{block} is missing")
+            continue
+        if "skipped" in values:
+            if not isinstance(values["skipped"], str) or not values["skipped"]:
+                problems.append(f"metrics.{block}.skipped must give a reason")
+            continue
+        for key in keys:
+            value = values.get(key)
+            if key not in values:
+                problems.append(f"metrics.{block}.{key} is missing")
+            elif key == "label" or key.endswith("_hash"):
+                if not isinstance(value, str):
+                    problems.append(f"metrics.{block}.{key} must be a string")
+            elif not _is_number(value):
+                problems.append(f"metrics.{block}.{key} must be a finite number, got {value!r}")
+    if not isinstance(data.get("notes"), list):
+        problems.append("notes must be a list")
+    if problems:
+        raise ValueError("invalid evaluation: " + "; ".join(problems))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+def _pm(block: dict, key: str, err: str | None = None, scale: float = 1.0, digits: int = 1) -> str:
+    if "skipped" in block or key not in block:
+        return "-"
+    text = f"{scale * block[key]:.{digits}f}"
+    if err is not None and err in block:
+        text += f" ± {scale * block[err]:.{digits}f}"
+    return text
+
+
+def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> str:
+    """A Markdown table of evaluations side by side (one column per run, default names: the
+    priors), the sample counts and classifier below it."""
+    from ladder.features import FCD_LABEL
+
+    names = list(names) if names is not None else [
+        e["provenance"]["config"]["model"]["prior"] for e in evaluations]
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, block: str, key: str, err: str | None = None, scale: float = 1.0,
+            digits: int = 1) -> None:
+        rows.append((label, [_pm(e["metrics"].get(block, {"skipped": ""}), key, err, scale,
+                                 digits) for e in evaluations]))
+
+    row("ELBO (nats/image, Table 3)", "elbo", "elbo", "elbo_stderr")
+    row("per-pixel error x0.01 (Table 3)", "elbo", "mae", None, 100.0, 2)
+    row("E_q(z)[log p(z)], prior's own estimate (Table 2)", "cross_entropy", "bound",
+        "bound_stderr", digits=2)
+    row("E_q(z)[log p(z)], importance sampled", "cross_entropy", "importance_sampled",
+        "importance_sampled_stderr", digits=2)
+    row("-log p(x) (nats/image, IS)", "log_likelihood", "nll", "stderr")
+    row("  Monte Carlo s.e. of -log p(x)", "log_likelihood", "mc_stderr", digits=2)
+    row("  mean effective sample size of K", "log_likelihood", "ess_mean", digits=1)
+    short = "FCD"
+    row(f"{short} generated (Table 1)", "generation", "fcd_generated", digits=2)
+    row(f"{short} reconstructed (Table 1)", "generation", "fcd_reconstructed", digits=2)
+    row(f"{short} difference (Table 1)", "generation", "fcd_difference", digits=2)
+    row(f"{short} real train vs test (floor)", "generation", "fcd_real_floor", digits=2)
+    for key in ("precision", "recall", "density", "coverage"):
+        row(f"{key} (generated)", "generation", key, digits=3)
+    row("NMI components vs classes (Fig 4)", "clusters", "nmi", digits=3)
+    row("ARI components vs classes (Fig 4)", "clusters", "ari", digits=3)
+    lines = ["| metric | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    first = evaluations[0]["provenance"]
+    counts = first["sample_counts"]
+    hashes = {(e["provenance"].get("classifier") or {}).get("weights_hash") for e in evaluations}
+    hashes = ", ".join(sorted(h for h in hashes if h)) or "none"
+    lines.append("")
+    lines.append(
+        f"{short} = {FCD_LABEL} on the project's LeNet classifier (weights {hashes}), not "
+        "comparable with Inception FID. "
+        f"Counts: {counts['n_test']} test images (ELBO, cross-entropy, NMI/ARI); "
+        f"{counts['n_samples']} images per side (FCD, PRDC k=5); K = {counts['n_is']} importance "
+        f"samples; log p(x) on {counts['n_nll']} images ({counts['n_inner']} inner samples for "
+        "the generative priors). ± is one standard error across images."
+    )
+    return "\n".join(lines)

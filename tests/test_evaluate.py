@@ -1,0 +1,170 @@
+"""ladder.evaluate and `ladder evaluate`: the JSON, its schema and provenance, skipped blocks."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+from ladder.checkpoint import file_sha256
+from ladder.classifier import LeNetClassifier, save_classifier, weights_hash
+from ladder.cli import main
+from ladder.config import preset_config
+from ladder.data import load_dataset
+from ladder.evaluate import (
+    EVALUATION_FILE,
+    GRID_FILE,
+    SCHEMA_VERSION,
+    EvaluationSkipped,
+    evaluate_run,
+    summary_table,
+    validate_evaluation,
+)
+from ladder.train import train
+
+# 30 images of 128 classifier features: singular covariances, which is fine for a schema test.
+pytestmark = pytest.mark.filterwarnings("ignore:Fréchet distance from:UserWarning")
+
+SMALL = {"n_test": 60, "n_samples": 30, "n_is": 3, "n_nll": 4, "n_inner": 2, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_root):
+    """One-epoch runs on 256 MNIST images for a prior with components and one without."""
+    folder = tmp_path_factory.mktemp("runs")
+    train_set = load_dataset("mnist", "train", n=256, seed=0)
+    test_set = load_dataset("mnist", "test", n=64, seed=0)
+    out = {}
+    for prior in ("ladder", "normal"):
+        cfg = preset_config("quick", "mnist", prior)
+        cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = 1, 64, False
+        cfg.model.n_mc, cfg.model.n_components = 4, 5
+        cfg.train.device = "cpu"
+        train(cfg, folder / prior, train_set=train_set, test_set=test_set)
+        out[prior] = folder / prior
+    return out
+
+
+@pytest.fixture(scope="module")
+def classifier_file(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_classifier(LeNetClassifier(), "mnist", 0.5, tmp_path_factory.mktemp("cache"))
+
+
+def test_evaluation_json_has_the_schema_and_provenance(runs, classifier_file):
+    run = runs["ladder"]
+    data = evaluate_run(run, classifier=classifier_file, **SMALL)
+    on_disk = json.loads((run / EVALUATION_FILE).read_text())
+    assert on_disk == data
+    validate_evaluation(on_disk)
+    assert data["schema_version"] == SCHEMA_VERSION and data["notes"] == []
+    prov = data["provenance"]
+    assert prov["checkpoint"]["sha256"] == file_sha256(run / "checkpoint.pt")
+    assert prov["checkpoint"]["epoch"] == 1 and prov["config"]["model"]["prior"] == "ladder"
+    assert prov["sample_counts"] == {"n_test": 60, "n_samples": 30, "n_is": 3, "n_nll": 4,
+                                     "n_inner": 2}
+    assert prov["classifier"]["weights_hash"] == classifier_file.stem.split("-")[-1]
+    assert prov["wall_time_s"] >= sum(prov["stage_seconds"].values()) * 0.99
+    m = data["metrics"]
+    assert m["elbo"]["n_images"] == 60 and m["log_likelihood"]["nested"] is True
+    assert m["cross_entropy"]["exact"] is False and m["cross_entropy"]["n_is"] == 3
+    assert 1 <= m["clusters"]["n_components_used"] <= 5
+    assert m["generation"]["n_samples"] == 30 and "FID" not in m["generation"]["label"]
+    assert (run / GRID_FILE).is_file()
+    # Each stage is seeded on its own: the same call gives the same numbers.
+    again = evaluate_run(run, classifier=classifier_file, out=run / "again.json", grid=False,
+                         **SMALL)
+    assert again["metrics"] == data["metrics"]
+
+
+def test_missing_classifier_and_components_are_skipped_with_a_reason(runs, tmp_path):
+    model = LeNetClassifier()
+    with pytest.warns(EvaluationSkipped) as record:
+        data = evaluate_run(runs["normal"], classifier=tmp_path / "absent.pt",
+                            out=tmp_path / "e.json", grid=False, **SMALL)
+    validate_evaluation(data)
+    m = data["metrics"]
+    assert "train-classifier --dataset mnist" in m["generation"]["skipped"]
+    assert "no mixture components" in m["clusters"]["skipped"]
+    assert len(data["notes"]) == 2 == len(record)
+    assert m["log_likelihood"]["nested"] is False and m["cross_entropy"]["exact"] is True
+    assert data["provenance"]["classifier"] is None
+    # A classifier object works too and its hash is recorded.
+    with pytest.warns(EvaluationSkipped) as record:
+        data = evaluate_run(runs["normal"], classifier=model, out=tmp_path / "f.json",
+                            grid=False, **{**SMALL, "n_nll": 0})
+    skipped = {str(w.message).split(" skipped")[0] for w in record
+               if w.category is EvaluationSkipped}
+    assert skipped == {"log_likelihood", "clusters"}
+    assert data["provenance"]["classifier"]["weights_hash"] == weights_hash(model)
+    assert data["metrics"]["log_likelihood"] == {"skipped": "n_nll = 0"}
+
+
+def test_bad_counts_are_refused_before_any_work(runs):
+    with pytest.raises(ValueError, match="exceeds the 60 test images"):
+        evaluate_run(runs["normal"], **{**SMALL, "n_samples": 61})
+    with pytest.raises(ValueError, match="n_is must be >= 1"):
+        evaluate_run(runs["normal"], **{**SMALL, "n_is": 0})
+
+
+def _valid():
+    sha = "0" * 64
+    block = {"skipped": "reason"}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "provenance": {"run_dir": "r", "config": {}, "checkpoint": {"sha256": sha}, "seed": 0,
+                       "ladder_version": "0", "torch_version": "0", "python_version": "3",
+                       "device": "cpu", "classifier": None, "laplace_sigma": {},
+                       "started": "t", "wall_time_s": 1.0, "stage_seconds": {},
+                       "sample_counts": {"n_test": 1, "n_samples": 2, "n_is": 1, "n_nll": 1,
+                                         "n_inner": 1}},
+        "metrics": {"elbo": {"elbo": 1.0, "elbo_stderr": 0.1, "reconstruction": 1.0,
+                             "entropy": 1.0, "cross_entropy": 1.0, "mae": 0.1,
+                             "pixel_error_x100": 10.0, "n_images": 1},
+                    "cross_entropy": block, "log_likelihood": block, "clusters": block,
+                    "generation": block},
+        "notes": [],
+    }
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda d: d.update(schema_version=0), "schema_version"),
+    (lambda d: d["provenance"].pop("seed"), "provenance.seed is missing"),
+    (lambda d: d["provenance"]["checkpoint"].update(sha256="abc"), "sha256"),
+    (lambda d: d["metrics"]["elbo"].update(elbo=float("nan")), "metrics.elbo.elbo"),
+    (lambda d: d["metrics"]["elbo"].pop("mae"), "metrics.elbo.mae is missing"),
+    (lambda d: d["metrics"].pop("clusters"), "metrics.clusters is missing"),
+    (lambda d: d["metrics"].update(generation={"skipped": ""}), "must give a reason"),
+])
+def test_validate_evaluation_names_each_problem(corrupt, message):
+    validate_evaluation(_valid())
+    data = copy.deepcopy(_valid())
+    corrupt(data)
+    with pytest.raises(ValueError, match=message):
+        validate_evaluation(data)
+
+
+def test_cli_writes_the_json_and_prints_a_table(runs, classifier_file, tmp_path, capsys):
+    out = tmp_path / "cli.json"
+    args = ["evaluate", str(runs["ladder"]), "--n-test", "60", "--n-samples", "30", "--n-is",
+            "3", "--n-nll", "4", "--n-inner", "2", "--classifier", str(classifier_file),
+            "--out", str(out), "--no-progress", "--no-grid"]
+    assert main(args) == 0
+    validate_evaluation(json.loads(out.read_text()))
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| metric | ladder |" and any(r.startswith("| FCD generated") for r in rows)
+    assert not any("FID" in r for r in rows)
+    assert main(args[:-4] + ["--n-samples", "99", "--no-grid"]) == 2
+    assert "exceeds the 60 test images" in capsys.readouterr().err
+    assert main(["evaluate", str(runs["ladder"]), str(runs["normal"]), "--out", "x"]) == 2
+
+
+def test_summary_table_puts_runs_side_by_side():
+    a, b = _valid(), _valid()
+    for data, prior in ((a, "ladder"), (b, "gmm")):
+        data["provenance"]["config"] = {"model": {"prior": prior}}
+    table = summary_table([a, b])
+    assert table.splitlines()[0] == "| metric | ladder | gmm |"
+    assert "| ELBO (nats/image, Table 3) | 1.0 ± 0.1 | 1.0 ± 0.1 |" in table
+    assert "| NMI components vs classes (Fig 4) | - | - |" in table
