@@ -7,6 +7,8 @@ export PYTHONHASHSEED = 0
 # The kernel environment of the stored notebook outputs (CANONICAL_ENV in scripts/notebooks.py).
 NB_ENV  := OMP_NUM_THREADS=2 PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=
 VENDORED := _vendor/versions.json
+# Executed notebooks checked by nbval: the book's chapters and the experiments at quick parameters.
+NOTEBOOKS = $(wildcard book/*.ipynb) $(wildcard experiments/*.ipynb)
 
 .PHONY: book test lint unit nbval execute clean-notebooks check-notebooks vendor notebooks \
         browser-check
@@ -34,21 +36,21 @@ unit: $(STAMP)
 ## Re-execute every book/*.ipynb in place (fresh python3 kernel, cwd book/, NB_ENV, widget
 ## state stored), then clean them into canonical form. `make execute` is the same.
 notebooks: $(STAMP)
-	$(PY) scripts/notebooks.py execute
+	$(PY) scripts/notebooks.py execute $(NOTEBOOKS)
 
 execute: notebooks
 
 ## Rewrite book/*.ipynb in canonical form without executing them.
 clean-notebooks: $(STAMP)
-	$(PY) scripts/notebooks.py clean
+	$(PY) scripts/notebooks.py clean $(NOTEBOOKS)
 
 ## Fail, listing the offenders, unless every notebook is canonical and fully executed.
 check-notebooks: $(STAMP)
-	$(PY) scripts/notebooks.py verify
+	$(PY) scripts/notebooks.py verify $(NOTEBOOKS)
 
 ## Re-run every chapter and compare it with its stored outputs (strict nbval).
 nbval: $(STAMP)
-	env $(NB_ENV) $(PY) -m pytest --nbval book/ --nbval-current-env --nbval-cell-timeout 600 \
+	env $(NB_ENV) $(PY) -m pytest --nbval book/ experiments/ --nbval-current-env --nbval-cell-timeout 600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 ## Copy the pinned MathJax and ipywidgets JS (package-lock.json) into _vendor/ for offline pages.

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from ladder.dpgmm import DPGMM
 from ladder.likelihoods import GaussianLikelihood
@@ -174,9 +175,17 @@ class DPGMMHyperPrior(Prior):
         return self.dpgmm.log_prob(t, kind=self.density_kind)
 
     def sample(self, n: int) -> Tensor:
+        """Draws from the fitted mixture at its point estimates, with torch's global RNG (so a
+        caller's seed governs them; ``DPGMM.sample``, like scikit-learn's, re-seeds each call)."""
         if not bool(self.fitted):
             return torch.randn(n, self.dim, device=self.device)
-        return self.dpgmm.sample(n)[0].to(self.device, torch.get_default_dtype())
+        dtype = torch.get_default_dtype()
+        mixture = MixtureSameFamily(
+            Categorical(probs=self.dpgmm.weights_.to(self.device, dtype)),
+            MultivariateNormal(self.dpgmm.means_.to(self.device, dtype),
+                               covariance_matrix=self.dpgmm.covariances_.to(self.device, dtype)),
+        )
+        return mixture.sample((n,))
 
     @torch.no_grad()
     def refit(self, t: Tensor) -> dict[str, Any]:
