@@ -1,4 +1,5 @@
-"""Figures of shortest likely path (SLP) interpolation, Sec 4.3: Fig 5 (b-f) and Fig 6 (b-f).
+"""Figures of shortest likely path (SLP) interpolation, Sec 4.3: Fig 5 (b-f), Fig 6 (b-f) and the
+SLP-versus-SP measurement over pairs (:func:`plot_slp_vs_sp`).
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
 state, nothing shown); save it with ``fig.savefig`` or let a notebook display it.
@@ -7,12 +8,16 @@ state, nothing shown); save it with ``fig.savefig`` or let a notebook display it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
+
+if TYPE_CHECKING:  # ladder.slp_eval imports the models; the figures of Fig 5-6 need none of them
+    from ladder.slp_eval import SLPComparison
 
 _PANELS = (
     ("objective", "objective $O$, Eq (9)", 1.0),
@@ -159,4 +164,50 @@ def plot_interpolation_strips(
             ax.set_xticks(ticks, labels if r == 1 else [""] * n_frames)
             ax.tick_params(length=0)
             ax.set_ylabel(title if n_pairs == 1 else f"{title} {p}", rotation=0, ha="right")
+    return fig
+
+
+def plot_slp_vs_sp(
+    results: Mapping[str, SLPComparison], metrics: Sequence[str] | None = None, seed: int = 0
+) -> Figure:
+    """SLP against SP over pairs (Sec 4.3): per metric, the paired differences SLP - SP of each
+    model (a box over pairs, one dot per pair, dashed zero line); for ``fcd``, the distances of SLP
+    and SP with bootstrap standard errors.
+
+    ``results`` maps a model's name to :func:`ladder.slp_eval.compare_slp_sp`'s result; ``metrics``
+    defaults to all of :data:`ladder.slp_eval.METRICS`. A panel title says which sign is good
+    ("SLP better: > 0" where higher values are better). ``seed`` fixes the dots' horizontal jitter.
+    """
+    from ladder.slp_eval import METRICS
+
+    metrics = list(METRICS) if metrics is None else list(metrics)
+    if not results or any(m not in METRICS for m in metrics):
+        raise ValueError(
+            f"results must name at least one model and metrics come from {list(METRICS)}; "
+            f"got {len(results)} results and metrics {metrics}"
+        )
+    names = list(results)
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(2.4 * len(metrics), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    pos = np.arange(len(names))
+    for ax, metric in zip(axes, metrics, strict=True):
+        better, _ = METRICS[metric]
+        if metric == "fcd":
+            for k, (method, shift) in enumerate((("slp", -0.18), ("sp", 0.18))):
+                values = [results[n].fcd[method] for n in names]
+                boot = [results[n].fcd_boot[method] for n in names]
+                err = [float(b.std()) if b.numel() > 1 else 0.0 for b in boot]
+                ax.bar(pos + shift, values, 0.36, yerr=err, color=f"C{k}", label=method.upper())
+            ax.set_title("FCD (lower is better)")
+            ax.legend()
+        else:
+            diffs = [np.asarray(results[n].differences()[metric], dtype=float) for n in names]
+            ax.boxplot(diffs, positions=pos, widths=0.5, showfliers=False)
+            for i, d in enumerate(diffs):
+                ax.plot(i + rng.uniform(-0.15, 0.15, d.size), d, ".", c=f"C{i}", ms=3, alpha=0.6)
+            ax.axhline(0.0, c="k", ls="--", lw=1)
+            sign = ">" if better == "higher" else "<"
+            ax.set_title(f"{metric}: SLP - SP\n(SLP better: {sign} 0)")
+        ax.set_xticks(pos, names, rotation=30, ha="right")
     return fig
