@@ -5,7 +5,7 @@ autoencoder, fit each of the other priors to its encodings (:func:`ladder.train.
 prior block of Algorithm 1 and its end-of-epoch refit, with theta and phi frozen), then compare
 
 * the pictures: every prior's log p(z) on a grid beside the aggregate posterior of Eq (3),
-  q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2) (SM A.1, Eq (6)), computed exactly on the same grid
+  q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2) (SM A.1), computed exactly on the same grid
   (panel a); and
 * the numbers: each prior's cross-entropy E_q(z)[log p(z)], term 3 of Eq (2) rearranged as in
   Eq (3), estimated by Monte Carlo over z ~ q(z|x) of the test images (higher is better;
@@ -130,9 +130,10 @@ def encode(model: VAE, images: ImageSet, batch_size: int = 500) -> tuple[Tensor,
 
 
 def aggregate_log_density(points: Tensor, mu: Tensor, std: Tensor, chunk: int = 512) -> Tensor:
-    """log q(z) at ``points`` ``[P, d]`` for the aggregate posterior of Eq (3) and SM A.1 Eq (6),
+    """log q(z) at ``points`` ``[P, d]`` for the aggregate posterior of Eq (3) and SM A.1,
     q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2), exactly (a log-sum-exp over all N posteriors,
-    ``chunk`` points at a time). Works in any dimension, e.g. for q(t) of SM A.2 Eq (13)."""
+    ``chunk`` points at a time). Works in any dimension, e.g. for the aggregate hyper posterior
+    q(t) of SM A.2."""
     if mu.shape != std.shape or mu.dim() != 2 or points.shape[-1] != mu.shape[-1]:
         raise ValueError(
             f"need points [P, d] and mu, std [N, d]; got {tuple(points.shape)}, "
@@ -296,13 +297,13 @@ def compare_hyper_prior(
     seed: int = 0,
 ) -> PriorComparison:
     """The same comparison one level up (SM A.2): the hyper prior p(t) of a fitted prior VAE
-    against its aggregate hyper posterior q(t) = E_q(z)[q_beta(t|z)] (SM A.2, Eq (13)).
+    against its aggregate hyper posterior q(t) = E_q(z)[q_beta(t|z)] (SM A.2).
 
     ``train`` and ``test`` are data-VAE encodings ``(mu, std)``; one z ~ q(z|x) is drawn per
     encoding and mapped to q_beta(t|z). ``log_q`` is q(t) of the training encodings on the grid
     ``[-extent, extent]^2`` (needs d_t = 2), ``log_p["hyper"]`` is log p(t) (N(0, I) for the
     hierarchical prior, the fitted DP-GMM for LaDDer) and ``cross_entropy`` holds
-    E_q(t)[log p(t)] (SM A.2, Eq (7)) of the test encodings for ``"hyper"`` and for q(t) itself
+    E_q(t)[log p(t)] (SM A.2) of the test encodings for ``"hyper"`` and for q(t) itself
     (``"aggregate"``); ``n_samples`` matters only for a hyper prior without an exact density (a
     ladder of prior VAEs).
     """
@@ -343,7 +344,7 @@ def _evaluate(
 
 class AggregatePosterior(Prior):
     """The aggregate posterior q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2) of a set of encodings
-    (Eq (3), SM A.1 Eq (6)) as a prior with an exact density: the prior that maximises term 3 of
+    (Eq (3), SM A.1) as a prior with an exact density: the prior that maximises term 3 of
     Eq (2) for exactly these encodings. Its cross-entropy on the same encodings is -H[q(z)]."""
 
     def __init__(self, mu: Tensor, std: Tensor) -> None:

@@ -18,10 +18,10 @@ from ladder.cli import main
 from ladder.config import load_config, preset_config
 
 EXPECTED = {  # runs labelled by each experiment, at every scale
-    "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 1,
+    "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 2,
     "ladder-levels": 20, "presets": 20,
 }
-UNIQUE = 50 + 25 + 30 + 1 + 15 + 1 + 10 + 10  # d_t = 2, n_levels = 1, paper preset: shared
+UNIQUE = 50 + 25 + 30 + 1 + 15 + 2 + 10 + 10  # d_t = 2, n_levels = 1, paper preset: shared
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
     chosen = rp.select(runs, "mnist-*-seed0")
     assert {r.id for r in chosen} >= {"mnist-normal-seed0", "mnist-ladder-dt8-seed0"}
     assert all(r.id.startswith("mnist-") and r.id.endswith("seed0") for r in chosen)
-    assert [r.id for r in rp.select(runs, "fig5")] == [
+    assert [r.id for r in rp.select(runs, "fig5-mnist-*")] == [
         "mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0", "fig5-mnist-seed0"]
     assert len(rp.select(runs, "fig2, quick/fig4-*-seed1")) == 4
     with pytest.raises(rp.ManifestError, match="matches no run"):
@@ -358,7 +358,7 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
 
 
 def test_cli_lists_runs_and_reports_nothing_to_report(tmp_path, capsys):
-    assert main(["reproduce", "--list", "--only", "fig5*", "--runs", str(tmp_path)]) == 0
+    assert main(["reproduce", "--list", "--only", "fig5-mnist*", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "4 runs at scale quick" in out
     assert "needs mnist-ladder-seed0,mnist-gmm-seed0,mnist-normal-seed0" in out
