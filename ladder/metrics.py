@@ -19,7 +19,7 @@ Beyond the paper:
   model (nested for the generative priors).
 * :func:`generation_statistics` also gives precision, recall, density and coverage.
 * :func:`component_assignments` and :func:`cluster_statistics`: Fig 4 as a number (NMI and ARI of
-  the prior's mixture components against the class labels).
+  the prior's mixture components against the class labels); :func:`mixture_view`: Fig 4's data.
 
 The Laplace likelihood in ``sigma_mode="batch_mae"`` (the reference code) sets sigma from the batch,
 so p(x|z) is not a fixed density. Under :func:`fixed_laplace_scale`, which :mod:`ladder.evaluate`
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -305,6 +306,66 @@ def log_likelihood(
 # Fig 4 as a number: mixture components against class labels
 
 
+@dataclass(frozen=True)
+class MixtureView:
+    """What Fig 4 draws: encodings in the space where the prior's mixture lives (``space`` "z" for
+    the GMM prior and the VampPrior, "t" for LaDDer) and the mixture's weights [K], means [K, d]
+    and covariances [K, d, d], all on the CPU."""
+
+    space: str
+    codes: Tensor
+    weights: Tensor
+    means: Tensor
+    covariances: Tensor
+
+
+def _mixture_level(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
+    """The level of ``prior`` that holds its mixture, and the prior-VAE levels above it."""
+    level, above = prior, []
+    while isinstance(level, PriorVAE):
+        above.append(level)
+        level = level.hyper
+    if isinstance(level, DPGMMHyperPrior):
+        if not bool(level.fitted):
+            raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
+                             "epoch); it has no components before its first refit")
+        return level, above
+    if isinstance(level, (GMMPrior, VampPrior)) and level is prior:
+        return level, above
+    raise ValueError(
+        f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture components; "
+        "they exist for the LaDDer, GMM and VampPrior priors"
+    )
+
+
+def _to_mixture_space(above: list[PriorVAE], z: Tensor) -> Tensor:
+    for level in above:  # t = the mean of q(t|z), level by level
+        z = level.encoder(z)[0]
+    return z
+
+
+@torch.no_grad()
+def mixture_view(model: VAE, images: ImageSet, batch_size: int = 500) -> MixtureView:
+    """Fig 4's picture as data: the encodings (the mean of q(z|x), then of q(t|z) through every
+    prior-VAE level) of ``images`` in the mixture's space, and the mixture itself."""
+    level, above = _mixture_level(model.prior)
+    codes = torch.cat([
+        _to_mixture_space(above, model.encoder(x)[0])
+        for x, _ in images.iter_batches(batch_size, shuffle=False, drop_last=False)])
+    if isinstance(level, DPGMMHyperPrior):
+        d = level.dpgmm
+        weights, means, covariances = d.weights_, d.means_, d.covariances_
+    else:
+        mixture = level.mixture() if isinstance(level, GMMPrior) else level.components()
+        components = mixture.component_distribution
+        covariances = (components.covariance_matrix if hasattr(components, "covariance_matrix")
+                       else torch.diag_embed(components.base_dist.scale.square()))
+        weights, means = mixture.mixture_distribution.probs, components.mean
+    space = "t" if above else "z"
+    return MixtureView(space, *(v.detach().float().cpu()
+                                for v in (codes, weights, means, covariances)))
+
+
 @torch.no_grad()
 def component_assignments(prior: Prior, z: Tensor) -> Tensor:
     """The prior's mixture component of each row of ``z`` [N, d_z], long [N] (Fig 4).
@@ -316,24 +377,14 @@ def component_assignments(prior: Prior, z: Tensor) -> Tensor:
 
     The Normal and hierarchical priors have no components: :class:`ValueError`.
     """
-    level = prior
-    while isinstance(level, PriorVAE):
-        z = level.encoder(z)[0]
-        level = level.hyper
+    level, above = _mixture_level(prior)
+    z = _to_mixture_space(above, z)
     if isinstance(level, DPGMMHyperPrior):
-        if not bool(level.fitted):
-            raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
-                             "epoch); it has no components before its first refit")
         return level.dpgmm.predict(z).to(z.device)
-    if isinstance(level, (GMMPrior, VampPrior)) and level is prior:
-        mixture = prior.mixture() if isinstance(prior, GMMPrior) else prior.components()
-        log_resp = (mixture.mixture_distribution.logits
-                    + mixture.component_distribution.log_prob(z.unsqueeze(-2)))
-        return log_resp.argmax(-1)
-    raise ValueError(
-        f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture components; "
-        "component assignments exist for the LaDDer, GMM and VampPrior priors"
-    )
+    mixture = level.mixture() if isinstance(level, GMMPrior) else level.components()
+    log_resp = (mixture.mixture_distribution.logits
+                + mixture.component_distribution.log_prob(z.unsqueeze(-2)))
+    return log_resp.argmax(-1)
 
 
 def has_components(prior: Prior) -> bool:

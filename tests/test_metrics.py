@@ -23,6 +23,7 @@ from ladder.metrics import (
     has_components,
     importance_log_px,
     log_likelihood,
+    mixture_view,
 )
 from ladder.model import VAE, build_model
 from ladder.prior_vae import DPGMMHyperPrior, PriorVAE
@@ -211,6 +212,31 @@ def test_component_assignments_recover_separated_clusters():
         assert not has_components(prior)
         with pytest.raises(ValueError, match="no mixture components"):
             component_assignments(prior, z)
+
+
+def test_mixture_view_gives_codes_and_components_in_the_mixture_space():
+    z, labels = _two_clusters()
+    images = TensorImageSet("toy", z.view(-1, 1, 1, 2).contiguous(), labels)
+    identity = _LinearEncoder(torch.eye(2), torch.zeros(2), torch.full((2,), 0.1))
+    decoder = _ImageDecoder(torch.eye(2), torch.zeros(2))
+
+    gmm = GMMPrior(2, n_components=2, seed=0)
+    gmm.refit(z)
+    view = mixture_view(VAE(identity, decoder, _ImageGaussian(1.0), gmm), images, batch_size=64)
+    assert view.space == "z" and torch.allclose(view.codes, z)
+    assert view.weights.sum().item() == pytest.approx(1.0, abs=1e-5)
+    centres = view.means[view.means[:, 0].argsort()]
+    assert torch.allclose(centres, torch.tensor([[-3.0, -3.0], [3.0, 3.0]]), atol=0.1)
+    assert view.covariances.shape == (2, 2, 2)
+
+    ladder = PriorVAE(2, 2, DPGMMHyperPrior(2, n_components=5), hidden=8, n_layers=1)
+    ladder.encoder = _LinearEncoder(2 * torch.eye(2), torch.ones(2), torch.full((2,), 0.1))
+    ladder.hyper.refit(2 * z + 1)
+    view = mixture_view(VAE(identity, decoder, _ImageGaussian(1.0), ladder), images)
+    assert view.space == "t" and torch.allclose(view.codes, 2 * z + 1)  # the mean of q(t|z)
+    assert view.means.shape == (5, 2) and view.covariances.shape == (5, 2, 2)
+    with pytest.raises(ValueError, match="no mixture components"):
+        mixture_view(VAE(identity, decoder, _ImageGaussian(1.0), NormalPrior(2)), images)
 
 
 def test_generate_draws_distinct_samples_across_batches():
