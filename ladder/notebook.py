@@ -120,7 +120,7 @@ def show_source(obj: Any) -> Markdown:
     """
     from IPython.display import Markdown
 
-    target = obj.fget if isinstance(obj, property) else obj
+    target = inspect.unwrap(obj.fget if isinstance(obj, property) else obj)  # decorated too
     try:
         path = Path(inspect.getsourcefile(target) or "").resolve()
         lines, start = inspect.getsourcelines(target)

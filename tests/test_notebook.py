@@ -90,6 +90,14 @@ def test_show_source_of_a_function_names_file_and_lines():
     assert body.count("\n") == len(lines) + 1  # the fences around the function's lines
 
 
+def test_show_source_of_a_decorated_function_shows_the_function():
+    from ladder.plots.grids import samples_and_reconstructions  # wrapped by torch.no_grad
+
+    text = show_source(samples_and_reconstructions).data
+    assert text.startswith("`ladder/plots/grids.py`, lines ")
+    assert "@torch.no_grad()\ndef samples_and_reconstructions(" in text
+
+
 def test_show_source_of_a_module_starts_at_line_one():
     n_lines = len(inspect.getsource(ladder.notebook).splitlines())
     assert show_source(ladder.notebook).data.startswith(f"`ladder/notebook.py`, lines 1-{n_lines}")
