@@ -35,7 +35,7 @@ data (Kurihara, Welling & Teh 2007), so ``weights_`` is E_q[w] renormalised over
 Bound versus scikit-learn. ``BayesianGaussianMixture`` evaluates the bound in a collapsed form,
 valid when q(v, mu, Lambda) is the exact optimum given r, and drops every term that depends only on
 N, d, K and the priors. With ``reg_covar=0`` (an exact M-step) our ``lower_bound_`` equals
-scikit-learn's plus the constant
+scikit-learn's plus the constant::
 
     K log(alpha_0)                          (the Beta(1, alpha_0) stick priors' normalisers)
     - N d/2 log(2 pi)                       (the Gaussian likelihood's normaliser)

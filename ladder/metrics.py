@@ -119,11 +119,12 @@ def mean_and_stderr(values: Tensor) -> tuple[float, float]:
 def fixed_laplace_scale(model: VAE, images: ImageSet, batch_size: int = 500) -> Iterator[float]:
     """Hold the Laplace scale of ``model`` fixed while the block runs; yields sigma.
 
-    ``sigma_mode="mae"`` or ``"learned"``: sigma is already a constant; nothing changes. ``"batch_mae"`` (the
-    reference code, SM C): sigma = max(|v|, batch MAE) depends on the batch, so within the block the
-    likelihood is a fixed-scale Laplace (Eq (14)) with sigma = max(|v|, MAE over ``images``), the
-    MAE taken as in training (one z ~ q(z|x) per image). That makes ELBO and log p(x) properties
-    of each image, independent of batch size, and p(x|z) a normalised density.
+    ``sigma_mode="mae"`` or ``"learned"``: sigma is already a constant; nothing changes.
+    ``"batch_mae"`` (the reference code, SM C): sigma = ``max(abs(v), batch MAE)`` depends on the
+    batch, so within the block the likelihood is a fixed-scale Laplace (Eq (14)) with sigma =
+    ``max(abs(v), MAE over images)``, the MAE taken as in training (one z ~ q(z|x) per image).
+    That makes ELBO and log p(x) properties of each image, independent of batch size, and p(x|z)
+    a normalised density.
     """
     likelihood = model.likelihood
     if likelihood.sigma_mode != "batch_mae":

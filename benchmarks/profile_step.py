@@ -1,0 +1,95 @@
+"""Where a LaDDer train step spends its time: one batch-256 step of Algorithm 1 (``Trainer._step``)
+for a ladder of variants that each add one piece of LaDDer's machinery to the Normal prior, then
+the operators of the full LaDDer step from ``torch.profiler``.
+
+The differences between consecutive rows attribute LaDDer's extra cost:
+
+* Normal -> hierarchical (sequential): the prior VAE's MLPs in both blocks and, in the sequential
+  mode, the extra encoder pass that gives the prior block z from the updated encoder;
+* hierarchical -> LaDDer n_mc=1: the DP-GMM term of Eq (7) with one t per z;
+* LaDDer n_mc=1 -> n_mc=100: the Monte Carlo samples of t (the reference code's 100);
+* LaDDer sequential -> joint: one backward pass for both gradient blocks (``train.bca=joint``).
+
+    .venv/bin/python benchmarks/profile_step.py --threads 2            # about 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from ladder.config import preset_config
+from ladder.data import load_dataset
+from ladder.train import Trainer
+
+VARIANTS = {  # name: (prior, train.bca, model.n_mc)
+    "Normal": ("normal", "sequential", 100),
+    "hierarchical, sequential": ("hierarchical", "sequential", 100),
+    "LaDDer, sequential, n_mc=1": ("ladder", "sequential", 1),
+    "LaDDer, sequential, n_mc=100": ("ladder", "sequential", 100),
+    "LaDDer, joint, n_mc=100": ("ladder", "joint", 100),
+}
+
+
+def make_trainer(prior: str, bca: str, n_mc: int, train_set, test_set, device) -> Trainer:
+    cfg = preset_config("paper", "mnist", prior)
+    cfg.train.progress, cfg.train.bca, cfg.train.device = False, bca, str(device)
+    cfg.model.n_mc = n_mc
+    trainer = Trainer(cfg, "/tmp/ladder-profile-step", train_set, test_set)
+    encodings = trainer._train_batches(0, warmup=False)["z_epoch"]  # one epoch: a fitted DP-GMM
+    trainer.model.prior.refit(trainer._refit_encodings(encodings, 0))
+    return trainer
+
+
+def step_ms(trainer: Trainer, x: torch.Tensor, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer._step(x, warmup=False)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--top", type=int, default=15, help="operators listed")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    train_set = load_dataset("mnist", "train", n=1024, device=device)
+    test_set = load_dataset("mnist", "test", n=256, device=device)
+    x = train_set.take(256)
+    trainers = {name: make_trainer(*spec, train_set, test_set, device)
+                for name, spec in VARIANTS.items()}
+    for trainer in trainers.values():  # warm-up steps, not timed
+        step_ms(trainer, x, 2)
+    print(f"# profile_step: device {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch 256, median of {args.repeats} steps")
+    print("| variant | ms per step | vs Normal | added by this row |")
+    print("|---|---|---|---|")
+    base = previous = None
+    for name, trainer in trainers.items():
+        ms = step_ms(trainer, x, args.repeats)
+        base = base or ms
+        added = "" if previous is None else f"{ms - previous:+.0f} ms"
+        print(f"| {name} | {ms:.0f} | {ms / base:.2f}x | {added} |")
+        previous = ms
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step_ms(trainers["LaDDer, sequential, n_mc=100"], x, 3)
+    print("\n# operators of 3 steps of LaDDer, sequential, n_mc=100 (self time)")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+
+
+if __name__ == "__main__":
+    main()
