@@ -10,6 +10,10 @@ Each trainer variant is timed over whole epochs of ``--n-train`` images, refit o
 included, evaluation excluded: that is what a user waits for. The machine's fp32 matrix-multiply rate
 and the network's FLOPs per image give the fraction of the hardware limit reached.
 
+Then the peak memory of one epoch of each variant, each in a fresh process: CUDA's
+``max_memory_allocated`` on a GPU; on the CPU the rise of the process's peak resident set size
+during the epoch (tracemalloc does not see torch's allocator).
+
     .venv/bin/python benchmarks/bench_train.py                 # about 5 minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench_train.py --repeats 5 --n-train 10240 --device cuda
 """
@@ -18,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing as mp
 import platform
+import resource
 import statistics
+import threading
 import time
 
 import torch
@@ -140,6 +147,68 @@ def time_reference_epoch(reference: EagerReference, images: torch.Tensor, batch:
     return time.perf_counter() - start
 
 
+VARIANTS = {  # name: (prior, train.bca); None is the eager reference
+    "eager reference (Normal)": None,
+    "trainer, Normal prior": ("normal", "sequential"),
+    "trainer, LaDDer, sequential": ("ladder", "sequential"),
+    "trainer, LaDDer, joint": ("ladder", "joint"),
+}
+
+
+def peak_memory(job: tuple[str, int, str, int | None]) -> float:
+    """MiB: the peak memory of one epoch of ``VARIANTS[name]`` (run in a fresh process)."""
+    name, n_train, device_name, threads = job
+    if threads:
+        torch.set_num_threads(threads)
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    train_set = load_dataset("mnist", "train", n=n_train, device=device)
+    test_set = load_dataset("mnist", "test", n=256, device=device)
+    spec = VARIANTS[name]
+    if spec is None:
+        reference, images = EagerReference(device), train_set.take(len(train_set))
+    else:
+        trainer = make_trainer(*spec, train_set, test_set, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    with ResidentPeak() as rss:
+        if spec is None:
+            time_reference_epoch(reference, images, 256)
+        else:
+            time_trainer_epoch(trainer)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return rss.rise_mib
+
+
+class ResidentPeak:
+    """The rise of the resident set size above its value on entry, sampled every millisecond
+    from /proc/self/statm (Linux) in a thread: an earlier, higher peak of the process (loading
+    the data) does not hide the epoch's own, as it would with ``ru_maxrss``."""
+
+    def __enter__(self) -> ResidentPeak:
+        self._page = resource.getpagesize()
+        self._start = self._peak = self._resident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.rise_mib = (self._peak - self._start) / 2**20
+
+    def _resident(self) -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * self._page
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self._peak = max(self._peak, self._resident())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=5120, help="images per timed epoch")
@@ -155,13 +224,8 @@ def main() -> None:
     test_set = load_dataset("mnist", "test", n=256, device=device)
     images = train_set.take(len(train_set))
     reference = EagerReference(device)
-    variants = {
-        "eager reference (Normal)": None,
-        "trainer, Normal prior": make_trainer("normal", "sequential", train_set, test_set, device),
-        "trainer, LaDDer, sequential": make_trainer("ladder", "sequential", train_set, test_set,
-                                                    device),
-        "trainer, LaDDer, joint": make_trainer("ladder", "joint", train_set, test_set, device),
-    }
+    variants = {name: None if spec is None else make_trainer(*spec, train_set, test_set, device)
+                for name, spec in VARIANTS.items()}
     # Warm-up epoch each (allocator, first DP-GMM fit from k-means), not timed.
     for trainer in variants.values():
         (time_reference_epoch(reference, images, 256) if trainer is None
@@ -187,6 +251,13 @@ def main() -> None:
     for name, r in rate.items():
         print(f"| {name} | {r:.0f} | {r / base:.2f}x | {r / normal:.2f}x | {r * flops / 1e9:.1f} | "
               f"{r * flops / 1e9 / peak:.0%} |")
+    memory = "peak MiB (CUDA)" if device.type == "cuda" else "peak RSS rise over one epoch, MiB"
+    print(f"\n| variant | {memory} |\n|---|---|")
+    context = mp.get_context("spawn")
+    for name in VARIANTS:
+        with context.Pool(1) as pool:  # a fresh process: its peak RSS is this variant's
+            mib = pool.apply(peak_memory, ((name, args.n_train, str(device), args.threads),))
+        print(f"| {name} | {mib:.0f} |")
 
 
 if __name__ == "__main__":
