@@ -75,7 +75,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 run_dir, device=args.device or "auto", n_test=args.n_test,
                 classifier=args.classifier, inception_weights=args.inception_weights,
                 seed=args.seed, out=args.out, grid=not args.no_grid,
-                progress=not args.no_progress, **counts,
+                progress=not args.no_progress, sample_noise=args.sample_noise, **counts,
             )
         except ValueError as err:  # bad counts, a corrupt checkpoint or classifier file
             print(f"ladder evaluate: error: {run_dir}: {err}", file=sys.stderr)
@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
     p.add_argument("--no-grid", action="store_true",
                    help="do not save RUN_DIR/evaluation-samples.png")
+    p.add_argument("--sample-noise", action=argparse.BooleanOptionalAction, default=None,
+                   help="hierarchical and LaDDer priors: generate with (--sample-noise) or "
+                        "without (--no-sample-noise, the reference code) the noise of p(z|t) "
+                        "(default: the run's model.sample_noise)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 

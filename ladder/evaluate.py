@@ -57,6 +57,8 @@ from ladder.metrics import (
     log_likelihood,
     reconstruct,
 )
+from ladder.model import VAE
+from ladder.prior_vae import PriorVAE
 from ladder.train import CHECKPOINT, load_run
 
 SCHEMA_VERSION = 1
@@ -102,6 +104,7 @@ def evaluate_run(
     out: str | os.PathLike | None = None,
     grid: bool = True,
     progress: bool = True,
+    sample_noise: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate the run in ``run_dir``; write and return the evaluation dict (module docstring).
 
@@ -113,6 +116,9 @@ def evaluate_run(
     :func:`ladder.classifier.load_classifier` returns. ``seed``: default the run's training seed;
     every stage is seeded on its own. ``out``: default ``RUN_DIR/evaluation.json``. ``grid``: also
     save ``RUN_DIR/evaluation-samples.png`` (test images | reconstructions | prior samples).
+    ``sample_noise``: for the hierarchical and LaDDer priors, draw generated images with
+    (True) or without (False, the reference code) the noise of p(z|t), overriding the run's
+    ``model.sample_noise``; recorded in the provenance's config.
     """
     for name, value, low in (("n_samples", n_samples, 2), ("n_is", n_is, 1),
                              ("n_nll", n_nll, 0), ("n_inner", n_inner, 1)):
@@ -121,6 +127,9 @@ def evaluate_run(
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, device)
+    if sample_noise is not None:
+        set_sample_noise(model, sample_noise)
+        cfg.model.sample_noise = bool(sample_noise)
     torch_device = next(model.parameters()).device
     devices = [torch_device] if torch_device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # leave the caller's random state alone
@@ -134,6 +143,16 @@ def evaluate_run(
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return data
+
+
+def set_sample_noise(model: VAE, sample_noise: bool) -> None:
+    """Sample p(z|t) with or without its noise at every prior-VAE level of ``model``'s prior."""
+    level, found = model.prior, False
+    while isinstance(level, PriorVAE):
+        level.sample_noise, found, level = bool(sample_noise), True, level.hyper
+    if not found:
+        raise ValueError(f"sample_noise applies to the hierarchical and LaDDer priors (a prior "
+                         f"VAE's p(z|t)); this run's prior is {type(model.prior).__name__}")
 
 
 def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_samples, n_is,
