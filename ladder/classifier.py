@@ -25,6 +25,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ladder.checkpoint import atomic_save
-from ladder.data import canonical_name
+from ladder.data import canonical_name, load_dataset
 
 __all__ = [
     "ClassifierCacheError",
@@ -43,6 +44,7 @@ __all__ = [
     "load_classifier",
     "prepare_images",
     "save_classifier",
+    "train_and_cache",
     "train_classifier",
     "weights_hash",
 ]
@@ -274,6 +276,26 @@ def save_classifier(
     json_tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(json_tmp, path.with_suffix(".json"))
     return path
+
+
+def train_and_cache(
+    dataset_name: str,
+    root: str | os.PathLike | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    **options: Any,
+) -> tuple[Path, float]:
+    """Train the evaluation classifier of ``dataset_name`` on its whole training split, score it
+    on the test split and cache it (:func:`save_classifier`); ``ladder train-classifier``.
+    ``options`` go to :func:`train_classifier` (e.g. ``epochs``). Returns (path, test accuracy)."""
+    train_set = load_dataset(dataset_name, "train", root=root)
+    test_set = load_dataset(dataset_name, "test", root=root)
+    model, acc = train_classifier(
+        train_set.take(len(train_set)), train_set.labels, test_set.take(len(test_set)),
+        test_set.labels, seed=seed, device=device, progress=progress, **options,
+    )
+    return save_classifier(model, train_set.name, acc), acc
 
 
 def _newest_cached(dataset_name: str, folder: Path) -> Path:

@@ -109,18 +109,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from ladder.classifier import save_classifier, train_classifier
-    from ladder.data import load_dataset
+    from ladder.classifier import train_and_cache
+    from ladder.data import canonical_name
 
-    train_set = load_dataset(args.dataset, "train", root=args.root)
-    test_set = load_dataset(args.dataset, "test", root=args.root)
     options = {"epochs": args.epochs} if args.epochs else {}
-    model, acc = train_classifier(
-        train_set.take(len(train_set)), train_set.labels, test_set.take(len(test_set)),
-        test_set.labels, seed=args.seed, device=args.device or "cpu", **options,
-    )
-    path = save_classifier(model, train_set.name, acc)
-    print(json.dumps({"dataset": train_set.name, "test_accuracy": acc, "path": str(path)}))
+    path, acc = train_and_cache(args.dataset, root=args.root, seed=args.seed,
+                                device=args.device or "cpu", **options)
+    print(json.dumps({"dataset": canonical_name(args.dataset), "test_accuracy": acc,
+                      "path": str(path)}))
     return 0
 
 

@@ -515,17 +515,24 @@ def reproduce(
     executor: Executor | None = None,
     cuda: bool | None = None,
     echo: Callable[[str], None] = print,
+    classifiers: Callable[[set[str], Callable[[str], None]], None] | None = None,
 ) -> Summary:
     """Execute the runs of ``scale`` (those matching ``only``, see :func:`select`) that are not
     finished, ``jobs`` at a time, each with ``cores // jobs`` threads (at most
     ``$OMP_NUM_THREADS`` where that is set); a run starts once the runs
     it needs are done. Runs that require CUDA are skipped, with the reason, when ``cuda`` (default:
     ``torch.cuda.is_available()``) is false. Progress goes to ``echo`` and to
-    ``runs/<scale>/reproduce.log``; each run's own output to its ``log.txt``."""
+    ``runs/<scale>/reproduce.log``; each run's own output to its ``log.txt``.
+
+    Before the first run, ``classifiers`` (default with the papermill executor:
+    :func:`ensure_classifiers`) makes sure the evaluation classifier of every dataset the runs
+    score exists, so that a fresh clone's batch does not skip the Fréchet distances."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     started = time.perf_counter()
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+    if classifiers is None and executor is None:
+        classifiers = ensure_classifiers
     executor = executor or papermill_executor
     cuda = cuda_available() if cuda is None else cuda
     runs_root = Path(runs_root)
@@ -560,6 +567,9 @@ def reproduce(
         say(f"skip {scale}/{run_id}: {reason}")
     if scale == "paper" and not cuda and pending:
         say("note: the paper scale is meant for a GPU; on this CPU a run takes hours")
+    if classifiers is not None and pending:
+        classifiers({str(r.parameters.get("dataset")) for r in pending
+                     if r.notebook in CLASSIFIER_NOTEBOOKS}, say)
 
     total = len(pending)
     done_ids = set(summary.already_done)
@@ -620,6 +630,29 @@ def reproduce(
          f"{len(summary.already_done)} were done, {len(summary.skipped)} skipped, "
          f"{len(summary.failed)} failed in {_duration(summary.seconds)}{tail}")
     return summary
+
+
+CLASSIFIER_NOTEBOOKS = ("train_evaluate.ipynb", "fig5_slp.ipynb")
+"""The notebooks that score images with the evaluation classifier (FCD, SLP frame realism)."""
+
+
+def ensure_classifiers(datasets: set[str], say: Callable[[str], None] = print,
+                       root: str | os.PathLike | None = None) -> None:
+    """Train and cache the evaluation classifier of each of ``datasets`` that has none
+    (``ladder train-classifier``'s defaults); datasets without one (CelebA) are left alone."""
+    from ladder.classifier import ClassifierNotFoundError, load_classifier, train_and_cache
+    from ladder.evaluate import CLASSIFIER_DATASETS
+
+    for dataset in sorted(datasets & set(CLASSIFIER_DATASETS)):
+        try:
+            load_classifier(dataset)
+            continue
+        except ClassifierNotFoundError:
+            pass
+        say(f"no evaluation classifier cached for {dataset}: training one first "
+            "(as `ladder train-classifier`)")
+        path, acc = train_and_cache(dataset, root=root, progress=False)
+        say(f"evaluation classifier for {dataset}: test accuracy {acc:.4f}, saved to {path}")
 
 
 def _execute(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, threads: int,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ladder import reproduce as rp
@@ -230,6 +231,34 @@ def test_a_failed_run_is_not_marked_done_and_blocks_its_dependants(tiny, tmp_pat
     assert sorted(again.ran) == ["a-2-seed0", "b-seed0"] and again.resumed == ["a-2-seed0"]
     done = json.loads((runs_root / "quick" / "a-2-seed0" / rp.DONE_FILE).read_text())
     assert done["attempts"] == 2  # the failed attempt's time is counted too
+
+
+def test_the_batch_asks_for_the_classifiers_of_the_datasets_it_scores(manifest, tmp_path):
+    asked: list[set[str]] = []
+    rp.reproduce("quick", only="fig2,fashion-gmm-seed0", runs_root=tmp_path, manifest=manifest,
+                 executor=lambda *args: None, cuda=False, echo=lambda line: None,
+                 classifiers=lambda datasets, say: asked.append(datasets))
+    assert asked == [{"fashion"}]  # fig2 trains on MNIST but scores nothing with a classifier
+
+
+def test_ensure_classifiers_trains_only_the_missing_ones(tmp_path, monkeypatch):
+    from ladder import classifier as cl
+
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    cl.save_classifier(cl.LeNetClassifier(), "mnist", 0.5)
+    trained: list[str] = []
+
+    def fake_train(dataset, root=None, progress=True):
+        trained.append(dataset)
+        return tmp_path / f"{dataset}.pt", 0.9
+
+    monkeypatch.setattr(cl, "train_and_cache", fake_train)
+    lines: list[str] = []
+    rp.ensure_classifiers({"mnist", "fashion", "celeba"}, lines.append)
+    assert trained == ["fashion"]  # mnist is cached; CelebA has no classifier
+    assert "no evaluation classifier cached for fashion" in lines[0]
+    assert "test accuracy 0.9000" in lines[1]
 
 
 def test_a_run_that_misses_an_output_fails(tiny, tmp_path):
