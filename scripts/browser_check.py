@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                      [f"--screenshot={shot}", f"--window-size={args.width},{height}"],
                      args.budget_ms)
             for feature, box in dom.boxes.items():
-                if feature not in first:
+                if feature not in first and box[0] + box[1] <= height:  # inside the shot
                     first[feature] = args.out / f"first-{feature}.png"
                     crop(shot, box, first[feature])
             print(f"browser-check: {name}: {dom.typeset}/{static.math} equations typeset, "
