@@ -116,12 +116,17 @@ def train_step_flops(reference: EagerReference, batch: torch.Tensor) -> float:
     return counter.get_total_flops() / batch.shape[0]
 
 
-def make_trainer(prior: str, bca: str, train_set, test_set, device: torch.device) -> Trainer:
+def make_trainer(prior: str, bca: str, train_set, test_set, device: torch.device,
+                 n_mc: int | None = None) -> Trainer:
+    """A trainer of the paper's MNIST model (``n_mc``: the prior term's Monte Carlo samples,
+    default the preset's)."""
     cfg = preset_config("paper", "mnist", prior)
     cfg.train.progress = False
     cfg.train.bca = bca
     cfg.train.device = str(device)
     cfg.train.epochs = 10_000
+    if n_mc is not None:
+        cfg.model.n_mc = n_mc
     return Trainer(cfg, "/tmp/ladder-bench-train", train_set, test_set)
 
 

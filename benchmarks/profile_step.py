@@ -20,9 +20,9 @@ import statistics
 import time
 
 import torch
+from bench_train import make_trainer, time_trainer_epoch  # benchmarks/ is on sys.path
 from torch.profiler import ProfilerActivity, profile
 
-from ladder.config import preset_config
 from ladder.data import load_dataset
 from ladder.train import Trainer
 
@@ -35,13 +35,10 @@ VARIANTS = {  # name: (prior, train.bca, model.n_mc)
 }
 
 
-def make_trainer(prior: str, bca: str, n_mc: int, train_set, test_set, device) -> Trainer:
-    cfg = preset_config("paper", "mnist", prior)
-    cfg.train.progress, cfg.train.bca, cfg.train.device = False, bca, str(device)
-    cfg.model.n_mc = n_mc
-    trainer = Trainer(cfg, "/tmp/ladder-profile-step", train_set, test_set)
-    encodings = trainer._train_batches(0, warmup=False)["z_epoch"]  # one epoch: a fitted DP-GMM
-    trainer.model.prior.refit(trainer._refit_encodings(encodings, 0))
+def fitted_trainer(prior: str, bca: str, n_mc: int, train_set, test_set, device) -> Trainer:
+    """``bench_train.make_trainer`` after one untimed epoch (so LaDDer's DP-GMM is fitted)."""
+    trainer = make_trainer(prior, bca, train_set, test_set, device, n_mc)
+    time_trainer_epoch(trainer)
     return trainer
 
 
@@ -70,7 +67,7 @@ def main() -> None:
     train_set = load_dataset("mnist", "train", n=1024, device=device)
     test_set = load_dataset("mnist", "test", n=256, device=device)
     x = train_set.take(256)
-    trainers = {name: make_trainer(*spec, train_set, test_set, device)
+    trainers = {name: fitted_trainer(*spec, train_set, test_set, device)
                 for name, spec in VARIANTS.items()}
     for trainer in trainers.values():  # warm-up steps, not timed
         step_ms(trainer, x, 2)

@@ -32,8 +32,8 @@ from ladder.data import ImageSet
 from ladder.model import VAE, build_prior
 from ladder.numerics import logsumexp
 from ladder.prior_vae import PriorVAE
-from ladder.priors import LOG_2PI, Prior, VampPrior, reparameterise
-from ladder.train import fit_prior
+from ladder.priors import LOG_2PI, Prior, reparameterise
+from ladder.train import fit_prior, init_prior_from_data
 
 #: The priors of Fig 2 b-f, in panel order.
 FIG2_PRIORS: tuple[str, ...] = ("normal", "hierarchical", "vamp", "gmm", "ladder")
@@ -225,9 +225,7 @@ def fit_priors(
         cfg = prior_config(name, d_z, d_t, base)
         with _seeded(seed, mu.device):
             prior = build_prior(cfg, model.encoder, images.image_shape, seed).to(mu.device)
-            if isinstance(prior, VampPrior) and cfg.vamp_init == "data":
-                pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-                prior.init_from_images(images.gather(pick[: cfg.n_components]), seed)
+            init_prior_from_data(prior, cfg, images, seed)
             if name != "normal":  # N(0, I) has nothing to fit
                 frozen_vae = VAE(model.encoder, model.decoder, model.likelihood, prior)
                 history[name] = fit_prior(frozen_vae, images, epochs, batch_size, lr, seed,

@@ -320,23 +320,33 @@ class MixtureView:
     covariances: Tensor
 
 
-def _mixture_level(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
-    """The level of ``prior`` that holds its mixture, and the prior-VAE levels above it."""
+def _levels(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
+    """The innermost level of ``prior`` and the prior-VAE levels above it."""
     level, above = prior, []
     while isinstance(level, PriorVAE):
         above.append(level)
         level = level.hyper
-    if isinstance(level, DPGMMHyperPrior):
-        if not bool(level.fitted):
-            raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
-                             "epoch); it has no components before its first refit")
-        return level, above
-    if isinstance(level, (GMMPrior, VampPrior)) and level is prior:
-        return level, above
-    raise ValueError(
-        f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture components; "
-        "they exist for the LaDDer, GMM and VampPrior priors"
-    )
+    return level, above
+
+
+def _is_mixture(level: Prior, prior: Prior) -> bool:
+    """Whether ``level`` (the innermost level of ``prior``) is a mixture with components."""
+    return isinstance(level, DPGMMHyperPrior) or (
+        level is prior and isinstance(prior, (GMMPrior, VampPrior)))
+
+
+def _mixture_level(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
+    """The level of ``prior`` that holds its mixture, and the prior-VAE levels above it."""
+    level, above = _levels(prior)
+    if not _is_mixture(level, prior):
+        raise ValueError(
+            f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture "
+            "components; they exist for the LaDDer, GMM and VampPrior priors"
+        )
+    if isinstance(level, DPGMMHyperPrior) and not bool(level.fitted):
+        raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
+                         "epoch); it has no components before its first refit")
+    return level, above
 
 
 def _to_mixture_space(above: list[PriorVAE], z: Tensor) -> Tensor:
@@ -390,11 +400,7 @@ def component_assignments(prior: Prior, z: Tensor) -> Tensor:
 
 def has_components(prior: Prior) -> bool:
     """Whether :func:`component_assignments` applies to ``prior``."""
-    level = prior
-    while isinstance(level, PriorVAE):
-        level = level.hyper
-    return isinstance(level, DPGMMHyperPrior) or (
-        level is prior and isinstance(prior, (GMMPrior, VampPrior)))
+    return _is_mixture(_levels(prior)[0], prior)
 
 
 @torch.no_grad()
