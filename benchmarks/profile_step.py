@@ -37,7 +37,7 @@ VARIANTS = {  # name: (prior, train.bca, model.n_mc)
 
 def fitted_trainer(prior: str, bca: str, n_mc: int, train_set, test_set, device) -> Trainer:
     """``bench_train.make_trainer`` after one untimed epoch (so LaDDer's DP-GMM is fitted)."""
-    trainer = make_trainer(prior, bca, train_set, test_set, device, n_mc)
+    trainer = make_trainer(train_set, test_set, device, prior, bca, n_mc)
     time_trainer_epoch(trainer)
     return trainer
 

@@ -70,13 +70,16 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-from ladder.numerics import logsumexp
+from ladder.numerics import EXPONENT_FLOOR, logsumexp
 
 __all__ = ["DPGMM"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 LOG_PROB_KINDS = ("bound", "plugin", "predictive")
+_FUSED_KINDS = ("bound", "plugin")  # a_k(t) = c_k - maha_k(t) / 2: the training kinds
+MAX_QUADRATIC_D = 8  # up to here the Mahalanobis distances are one product with phi(u)
 _STATE_FORMAT = "ladder.dpgmm.DPGMM"
 _STATE_VERSION = 1
 _HYPER = (
@@ -636,37 +639,52 @@ class DPGMM:
                 "t_scale": c / nu_t,
             }
             maha_weights = base.pop("maha_weights")
+            exact = {  # float64 whatever the points' dtype: the quadratic form's terms cancel
+                "maha_weights": maha_weights,
+                "center64": center,
+                # a_k = c_k - maha_k / 2 as one product phi(u) @ affine (the constant feature
+                # is last), for the fused log_prob of the training kinds
+                **{f"affine_{kind}": torch.cat([-0.5 * maha_weights[:-1],
+                                                 base[kind][None] - 0.5 * maha_weights[-1:]])
+                   for kind in _FUSED_KINDS},
+                "prec_flat": prec.reshape(K, d * d),
+                "prec_m": (prec @ mc[:, :, None]).squeeze(-1),
+            }
             self._cache[key] = {k: v.to(device=device, dtype=dtype) for k, v in base.items()}
-            self._cache[key]["maha_weights"] = maha_weights.to(device, torch.float64)
-            self._cache[key]["center64"] = center.to(device, torch.float64)
+            self._cache[key].update({k: v.to(device, torch.float64) for k, v in exact.items()})
             self._cache[key]["pairs"] = iu.to(device)
         return self._cache[key]
 
     @staticmethod
-    def _mahalanobis(flat: Tensor, c: dict[str, Tensor], max_quadratic_d: int = 8) -> Tensor:
+    def _mahalanobis(flat: Tensor, c: dict[str, Tensor],
+                     max_quadratic_d: int = MAX_QUADRATIC_D) -> Tensor:
         """(N, K) squared Mahalanobis distances of the rows of ``flat`` under E[Lambda_k]."""
         n, d = flat.shape
         if d <= max_quadratic_d:
             u = flat.double() - c["center64"]
-            i, j = c["pairs"]
-            features = torch.cat([u[:, i] * u[:, j], u, torch.ones_like(u[:, :1])], 1)
-            return (features @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
+            return (_quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
         k = c["m_chol"].shape[0]
-        y = ((flat - c["center"]) @ c["chol_cat"]).view(n, k, d) - c["m_chol"]
+        with torch.autocast(flat.device.type, enabled=False):  # in t's dtype under bf16 training
+            y = ((flat - c["center"]) @ c["chol_cat"]).view(n, k, d) - c["m_chol"]
         return y.square().sum(-1)
 
-    def _component_log_prob(self, t: Tensor, kind: str) -> Tensor:
-        """(..., K) per-component terms whose logsumexp is ``log_prob(t, kind)``."""
+    def _points(self, t: Any, kind: str) -> Tensor:
+        """``t`` checked for ``log_prob``: a floating tensor of shape (..., d) (arrays converted)."""
         if kind not in LOG_PROB_KINDS:
             raise ValueError(f"kind must be one of {LOG_PROB_KINDS}, got {kind!r}")
-        p = self._require_fitted()
-        K, d = p.m.shape
+        d = self._require_fitted().m.shape[1]
         if not isinstance(t, Tensor):
             t = torch.as_tensor(np.asarray(t), dtype=self.dtype, device=self.device)
         if not t.is_floating_point():
             raise ValueError(f"t must be a floating tensor, got {t.dtype}")
         if t.ndim == 0 or t.shape[-1] != d:
             raise ValueError(f"t must have shape (..., {d}), got {tuple(t.shape)}")
+        return t
+
+    def _component_log_prob(self, t: Tensor, kind: str) -> Tensor:
+        """(..., K) per-component terms whose logsumexp is ``log_prob(t, kind)``."""
+        t = self._points(t, kind)
+        K, d = self._params.m.shape
         c = self._derived(t.dtype, t.device)
         maha = self._mahalanobis(t.reshape(-1, d), c)  # (t - m_k)^T E[Lambda_k] (t - m_k)
         if kind == "predictive":
@@ -685,7 +703,16 @@ class DPGMM:
         * ``"predictive"``: the posterior predictive, sum_k w_k St(t | m_k, L_k, nu_k + 1 - d)
           (Bishop 10.81-10.82).
 
-        NaN in t gives NaN out; no check here, as it runs every training step."""
+        NaN in t gives NaN out; no check here, as it runs every training step. The training kinds
+        ("bound", "plugin") in up to ``MAX_QUADRATIC_D`` dimensions take a fused path with the
+        same values and a hand-written gradient (:class:`_QuadraticLogSumExp`)."""
+        t = self._points(t, kind)
+        d = t.shape[-1]
+        if kind in _FUSED_KINDS and d <= MAX_QUADRATIC_D:
+            c = self._derived(t.dtype, t.device)
+            flat = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
+                                             c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
+            return flat.view(t.shape[:-1])
         return logsumexp(self._component_log_prob(t, kind), -1)
 
     def score_samples(self, X: Any) -> Tensor:
@@ -858,6 +885,46 @@ class DPGMM:
         return (f"DPGMM(n_components={self.n_components}, "
                 f"weight_concentration_prior={self.weight_concentration_prior}, {state}, "
                 f"device={self.device})")
+
+
+def _quadratic_features(u: Tensor, pairs: Tensor) -> Tensor:
+    """phi(u) = [u_i u_j (i <= j), u_i, 1] of the rows of u, (N, d (d + 3) / 2 + 1)."""
+    i, j = pairs
+    return torch.cat([u[:, i] * u[:, j], u, torch.ones_like(u[:, :1])], 1)
+
+
+class _QuadraticLogSumExp(torch.autograd.Function):
+    """log sum_k exp(a_k(t)), a_k(t) = c_k - (u - m_k)^T P_k (u - m_k) / 2 with u = t - center,
+    (m_k: the means less the same center) in one pass that keeps only u and the
+    responsibilities r_k for the gradient
+
+        d/du log sum_k exp(a_k) = sum_k r_k P_k (m_k - u) = sum_k r_k P_k m_k - (sum_k r_k P_k) u,
+
+    two (N, K) products instead of autograd's trip back through every (N, K) intermediate. The
+    exponents are floored as in :func:`ladder.numerics.logsumexp`; the quadratic form and the
+    gradient's difference, whose terms cancel for tight components, are taken in float64."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, center: Tensor, pairs: Tensor, affine: Tensor,  # noqa: ANN001
+                prec_flat: Tensor, prec_m: Tensor) -> Tensor:
+        u = t.double() - center
+        a = (_quadratic_features(u, pairs) @ affine).to(t.dtype)
+        top = a.amax(-1, keepdim=True)
+        r = a.sub_(top).clamp_(min=EXPONENT_FLOOR).exp_()
+        total = r.sum(-1, keepdim=True)
+        out = (total.log() + top).squeeze(-1)
+        ctx.save_for_backward(u, r.div_(total), prec_flat, prec_m)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+        u, r, prec_flat, prec_m = ctx.saved_tensors
+        w = (grad[:, None] * r).double()
+        n, d = u.shape
+        pull = (w @ prec_flat).view(n, d, d)  # sum_k w_k P_k
+        grad_u = w @ prec_m - (pull @ u[:, :, None]).squeeze(-1)
+        return grad_u.to(grad.dtype), None, None, None, None, None
 
 
 def _sq_dist(X: Tensor, C: Tensor, x2: Tensor) -> Tensor:

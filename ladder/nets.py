@@ -114,12 +114,19 @@ class GaussianHead(nn.Module):
         self.std_floor = std_floor
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self.mu(h), F.relu(self.pre_std(h)) + self.std_floor
+        return full_precision(self.mu(h)), F.relu(full_precision(self.pre_std(h))) + self.std_floor
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """A bf16/fp16 tensor (what autocast's matrix products return) as float32, any other as it is:
+    every network hands its output back in full precision, so every density (likelihoods,
+    entropies, priors) is computed in float32 or above under ``train.precision = "bf16"``."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
 def _decode_flat(body: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     """Run an image decoder on z [..., d_z] with any leading dims (e.g. [S, B, d_z])."""
-    x = body(z.reshape(-1, z.shape[-1]))
+    x = full_precision(body(z.reshape(-1, z.shape[-1])))
     return x.reshape(*z.shape[:-1], *x.shape[1:])
 
 
@@ -335,7 +342,7 @@ class MLPDecoder(nn.Module):
         glorot_init_(self)
 
     def forward(self, t: Tensor) -> Tensor:
-        return self.body(t)
+        return full_precision(self.body(t))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -266,7 +266,8 @@ class Trainer:
         t = self.cfg.train
         joint = t.bca == "joint" and self.prior_opt is not None and not warmup
         with contextlib.nullcontext() if joint else frozen(self.prior_params):
-            terms = self.model.elbo_terms(x, normal_prior=warmup)
+            with self._autocast():
+                terms = self.model.elbo_terms(x, normal_prior=warmup)
             loss = -terms["elbo"].mean()
             self.vae_opt.zero_grad(set_to_none=True)
             if joint:
@@ -282,7 +283,7 @@ class Trainer:
             self.prior_opt.step()
             return terms, terms["cross_entropy"].detach().mean()
         # alpha, beta step on L'(z) of Eq (7), z from the updated encoder, theta and phi fixed.
-        with frozen(self.vae_params):
+        with frozen(self.vae_params), self._autocast():
             with torch.no_grad():
                 mu, std = self.model.encoder(x)
                 z = reparameterise(mu, std)
@@ -292,6 +293,13 @@ class Trainer:
         self._clip(self.prior_params)
         self.prior_opt.step()
         return terms, objective.detach()
+
+    def _autocast(self) -> torch.autocast:
+        """``train.precision = "bf16"``: the forward passes of a training step under bf16
+        autocast (convolutions and matrix products in bf16, the networks' outputs and every
+        density in float32; gradients and Adam in float32). Evaluation always runs in float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.cfg.train.precision == "bf16")
 
     def _clip(self, params: list[nn.Parameter]) -> None:
         if self.cfg.train.grad_clip is not None:

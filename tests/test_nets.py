@@ -146,3 +146,22 @@ def test_nets_follow_the_device():
         assert dec(mu).device.type == device
         pad = SymmetricPad2d(1)(torch.rand(1, 1, 3, 3, device=device))
         assert pad.shape == (1, 1, 5, 5) and pad.device.type == device
+
+
+def test_networks_hand_back_float32_under_bf16_autocast():
+    """train.precision = bf16: the matrix products run in bf16 inside, but every network's output
+    is float32 (so no density is computed in bf16) and close to its float32 output."""
+    torch.manual_seed(0)
+    nets = [(*build_autoencoder("mnist", 4), torch.rand(3, 1, 28, 28)),
+            (*build_autoencoder("celeba", 8), torch.rand(2, 3, 128, 128)),
+            (GaussianMLPEncoder(16, 2, hidden=32), MLPDecoder(2, 16, hidden=32),
+             torch.randn(5, 16))]
+    for enc, dec, x in nets:
+        with torch.no_grad():
+            full = (*enc(x), dec(enc(x)[0]))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mu, std = enc(x)
+                out = dec(mu)
+        for half, exact in zip((mu, std, out), full, strict=True):
+            assert half.dtype == torch.float32
+            assert (half - exact).abs().max() <= 0.05 * exact.abs().max() + 0.02

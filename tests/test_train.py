@@ -114,3 +114,21 @@ def test_fit_prior_to_a_frozen_autoencoder(prior, mnist_small):
     history = fit_prior(model, mnist_small[1], epochs=3, batch_size=64)
     assert history[-1] > history[0]
     assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in before.items())
+
+
+def test_bf16_precision_keeps_float32_state_and_the_elbo(mnist_small, tmp_path):
+    """train.precision = bf16 autocasts the networks of both gradient blocks; the parameters,
+    the optimiser state and the (float32) evaluation stay float32, and one epoch lands near the
+    float32 run's test ELBO."""
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        cfg = _cfg("ladder", epochs=1)
+        cfg.train.precision = precision
+        runs[precision] = train(cfg, tmp_path / precision, train_set=mnist_small[0],
+                                test_set=mnist_small[1])
+    half, full = (runs[p].history[0]["test_elbo"] for p in ("bf16", "fp32"))
+    assert half != full and abs(half - full) < 0.03 * abs(full)
+    trainer = runs["bf16"]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    states = [s for opt in (trainer.vae_opt, trainer.prior_opt) for s in opt.state.values()]
+    assert all(s["exp_avg"].dtype == torch.float32 for s in states)
