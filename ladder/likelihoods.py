@@ -74,7 +74,8 @@ class LaplaceLikelihood(nn.Module):
         """sigma <- the bias-corrected moving average of the batch mean absolute errors."""
         self.mae_steps += 1
         self.mae_average.mul_(MAE_MOMENTUM).add_((1 - MAE_MOMENTUM) * batch_mae)
-        self.sigma.copy_(self.mae_average / (1 - MAE_MOMENTUM ** self.mae_steps.item()))
+        correction = 1 - torch.pow(MAE_MOMENTUM, self.mae_steps.double())  # no host sync
+        self.sigma.copy_(self.mae_average / correction.to(self.mae_average.dtype))
 
     def log_prob(self, x: Tensor, x_hat: Tensor) -> Tensor:
         """Eq (14) per image: x, x_hat [..., C, H, W] -> [...]."""

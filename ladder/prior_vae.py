@@ -164,7 +164,7 @@ class DPGMMHyperPrior(Prior):
         self.register_buffer("fitted", torch.tensor(False))
 
     def cross_entropy(self, mu: Tensor, std: Tensor, t: Tensor) -> Tensor:
-        if not bool(self.fitted):
+        if not self.dpgmm.is_fitted:  # the host-side twin of ``fitted``: no device sync per step
             return standard_normal_cross_entropy(mu, std)
         samples = reparameterise(mu, std, self.n_mc)
         return self.dpgmm.log_prob(samples, kind=self.train_kind).mean(0)

@@ -155,18 +155,23 @@ class GMMPrior(_MonteCarloPrior):
             self.register_buffer("fitted", torch.tensor(False))
 
     def mixture(self) -> MixtureSameFamily:
-        """The current mixture as a ``torch.distributions`` object."""
+        """The current mixture as a ``torch.distributions`` object (built every step from our own
+        valid parameters, so without torch's argument checks, which read tensors back to Python)."""
         if self.fit_mode == "gradient":
             diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
             scale_tril = self.tril_raw.tril(-1) + torch.diag_embed(diag)
             return MixtureSameFamily(
-                Categorical(logits=self.logits), MultivariateNormal(self.means, scale_tril=scale_tril)
+                Categorical(logits=self.logits, validate_args=False),
+                MultivariateNormal(self.means, scale_tril=scale_tril, validate_args=False),
+                validate_args=False,
             )
         eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
-        reg = self.covariance_reg if bool(self.fitted) else 0.0
+        reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
         return MixtureSameFamily(
-            Categorical(probs=self.weights),
-            MultivariateNormal(self.means, covariance_matrix=self.covariances + reg * eye),
+            Categorical(probs=self.weights, validate_args=False),
+            MultivariateNormal(self.means, covariance_matrix=self.covariances + reg * eye,
+                               validate_args=False),
+            validate_args=False,
         )
 
     def log_prob(self, z: Tensor) -> Tensor:
@@ -247,7 +252,10 @@ class VampPrior(_MonteCarloPrior):
         """The mixture of the encoded pseudo-inputs' posteriors."""
         mu, std = self.encoder(self.pseudo_inputs)
         logits = torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
-        return MixtureSameFamily(Categorical(logits=logits), Independent(TorchNormal(mu, std), 1))
+        return MixtureSameFamily(Categorical(logits=logits, validate_args=False),
+                                 Independent(TorchNormal(mu, std, validate_args=False), 1,
+                                             validate_args=False),
+                                 validate_args=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
         return mixture_log_prob(self.components(), z)

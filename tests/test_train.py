@@ -1,5 +1,6 @@
 """Algorithm 1 end to end on small MNIST subsets: learning, resume, faults, CLI."""
 
+import inspect
 import json
 
 import pytest
@@ -132,3 +133,30 @@ def test_bf16_precision_keeps_float32_state_and_the_elbo(mnist_small, tmp_path):
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     states = [s for opt in (trainer.vae_opt, trainer.prior_opt) for s in opt.state.values()]
     assert all(s["exp_avg"].dtype == torch.float32 for s in states)
+
+
+READ_BACKS = ("item", "tolist", "__bool__", "__float__", "__int__")
+
+
+@pytest.mark.parametrize("prior", ["normal", "gmm", "vamp", "hierarchical", "ladder"])
+def test_a_training_step_never_reads_a_tensor_back(prior, mnist_small, tmp_path, monkeypatch):
+    """Inside a step of Algorithm 1 no tensor is read back into Python (on a GPU each such read
+    waits for every queued kernel); the one exception is Adam's step counter, a CPU tensor."""
+    small = load_dataset("mnist", "train", n=256, seed=2)
+    trainer = train(_cfg(prior, epochs=1), tmp_path, train_set=small,
+                    test_set=mnist_small[1])  # one epoch: the GMM and the DP-GMM are fitted
+    x = mnist_small[0].take(64).contiguous(memory_format=torch.channels_last)
+    reads = []
+    for name in READ_BACKS:
+        original = getattr(torch.Tensor, name)
+
+        def spy(tensor, *args, _name=name, _original=original, **kwargs):
+            caller = inspect.stack()[1].filename
+            if "torch/optim" not in caller.replace("\\", "/"):
+                reads.append(f"{_name} from {caller}")
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    trainer._step(x, warmup=False)
+    monkeypatch.undo()
+    assert reads == []
