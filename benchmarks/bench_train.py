@@ -67,8 +67,11 @@ def _decoder(d_z: int = 16) -> nn.Module:
 class EagerReference:
     """A plain VAE train step: Laplace likelihood, N(0, I) prior, one Adam."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, channels_last: bool = False) -> None:
         self.encoder, self.decoder = _Encoder().to(device), _decoder().to(device)
+        if channels_last:
+            self.encoder.to(memory_format=torch.channels_last)
+            self.decoder.to(memory_format=torch.channels_last)
         self.log_sigma = nn.Parameter(torch.tensor(math.log(0.5), device=device))
         params = [*self.encoder.parameters(), *self.decoder.parameters(), self.log_sigma]
         self.optimiser = torch.optim.Adam(params, lr=5e-4)
@@ -117,10 +120,14 @@ def train_step_flops(reference: EagerReference, batch: torch.Tensor) -> float:
 
 
 def make_trainer(train_set, test_set, device: torch.device, prior: str, bca: str,
-                 n_mc: int | None = None, precision: str = "fp32") -> Trainer:
+                 n_mc: int | None = None, precision: str = "fp32",
+                 activations: tuple[str, str] | None = None) -> Trainer:
     """A trainer of the paper's MNIST model (``n_mc``: the prior term's Monte Carlo samples,
-    default the preset's; ``precision``: ``train.precision``)."""
+    default the preset's; ``precision``: ``train.precision``; ``activations``: the data nets'
+    hidden and output activations, default the preset's)."""
     cfg = preset_config("paper", "mnist", prior)
+    if activations is not None:
+        cfg.model.activation, cfg.model.output_activation = activations
     cfg.train.progress = False
     cfg.train.bca = bca
     cfg.train.precision = precision

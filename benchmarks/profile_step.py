@@ -10,6 +10,9 @@ The differences between consecutive rows attribute LaDDer's extra cost:
 * LaDDer n_mc=1 -> n_mc=100: the Monte Carlo samples of t (the reference code's 100);
 * LaDDer sequential -> joint: one backward pass for both gradient blocks (``train.bca=joint``).
 
+Last, the Normal-prior trainer's step against ``bench_train``'s eager reference, operator by
+operator, on the same network and memory format: what the trainer adds to the arithmetic.
+
     .venv/bin/python benchmarks/profile_step.py --threads 2            # about 2 minutes
 """
 
@@ -18,9 +21,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from bench_train import make_trainer, time_trainer_epoch  # benchmarks/ is on sys.path
+from bench_train import EagerReference, make_trainer, time_trainer_epoch  # on sys.path
 from torch.profiler import ProfilerActivity, profile
 
 from ladder.data import load_dataset
@@ -86,6 +90,42 @@ def main() -> None:
         step_ms(trainers["LaDDer, sequential, n_mc=100"], x, 3)
     print("\n# operators of 3 steps of LaDDer, sequential, n_mc=100 (self time)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
+    compare_with_eager(train_set, test_set, device, x, args.repeats, args.top)
+
+
+def operator_ms(step: Callable[[], object], repeats: int) -> dict[str, float]:
+    """Self CPU milliseconds per call of ``step``, per operator, from ``torch.profiler``."""
+    for _ in range(2):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            step()
+    return {e.key: e.self_cpu_time_total / repeats / 1000 for e in prof.key_averages()}
+
+
+def compare_with_eager(train_set, test_set, device, x: torch.Tensor, repeats: int,
+                       top: int) -> None:
+    """The Normal-prior trainer's step against bench_train's eager reference, operator by
+    operator, on the same network (SM E.1's ReLU and sigmoid) and memory format (channels_last)."""
+    trainer = make_trainer(train_set, test_set, device, "normal", "sequential",
+                           activations=("relu", "sigmoid"))
+    reference = EagerReference(device, channels_last=True)
+    x = x.contiguous(memory_format=torch.channels_last)
+    ops = {"eager": operator_ms(lambda: reference.step(x), repeats),
+           "trainer": operator_ms(lambda: trainer._step(x, warmup=False), repeats)}
+    print(f"\n# Normal trainer against the eager reference, SM E.1 network, channels_last: "
+          f"operators' self time per step, mean of {repeats}")
+    print(f"total: eager {sum(ops['eager'].values()):.1f} ms, trainer "
+          f"{sum(ops['trainer'].values()):.1f} ms")
+    conv = ("aten::convolution_backward", "aten::mkldnn_convolution")
+    print(f"convolutions: eager {sum(ops['eager'].get(k, 0) for k in conv):.1f} ms, trainer "
+          f"{sum(ops['trainer'].get(k, 0) for k in conv):.1f} ms")
+    print("| operator | eager ms | trainer ms | difference |\n|---|---|---|---|")
+    names = set(ops["eager"]) | set(ops["trainer"])
+    gap = {k: ops["trainer"].get(k, 0.0) - ops["eager"].get(k, 0.0) for k in names}
+    for name in sorted(names, key=lambda k: -abs(gap[k]))[:top]:
+        print(f"| {name} | {ops['eager'].get(name, 0.0):.2f} | {ops['trainer'].get(name, 0.0):.2f} "
+              f"| {gap[name]:+.2f} |")
 
 
 if __name__ == "__main__":
