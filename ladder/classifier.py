@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -288,14 +289,21 @@ def train_and_cache(
 ) -> tuple[Path, float]:
     """Train the evaluation classifier of ``dataset_name`` on its whole training split, score it
     on the test split and cache it (:func:`save_classifier`); ``ladder train-classifier``.
-    ``options`` go to :func:`train_classifier` (e.g. ``epochs``). Returns (path, test accuracy)."""
+    ``options`` go to :func:`train_classifier` (e.g. ``epochs``); the sidecar's ``info`` records
+    the training settings, the training-set size, the device and the thread count. Returns (path,
+    test accuracy)."""
     train_set = load_dataset(dataset_name, "train", root=root)
     test_set = load_dataset(dataset_name, "test", root=root)
     model, acc = train_classifier(
         train_set.take(len(train_set)), train_set.labels, test_set.take(len(test_set)),
         test_set.labels, seed=seed, device=device, progress=progress, **options,
     )
-    return save_classifier(model, train_set.name, acc), acc
+    settings = inspect.signature(train_classifier).bind_partial(seed=seed, **options)
+    settings.apply_defaults()
+    info = {name: settings.arguments[name] for name in ("epochs", "batch_size", "lr", "seed")}
+    # The weights depend on the thread count (float reductions), so the sidecar says it.
+    info.update(n_train=len(train_set), device=str(device), threads=torch.get_num_threads())
+    return save_classifier(model, train_set.name, acc, info=info), acc
 
 
 def _newest_cached(dataset_name: str, folder: Path) -> Path:

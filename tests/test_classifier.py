@@ -102,6 +102,21 @@ def test_save_load_round_trip(tmp_path, trained):
     assert weights_hash(loaded_by_path) == digest
 
 
+def test_train_and_cache_records_how_it_trained(tmp_path, monkeypatch, data_root):
+    import ladder.classifier as cl
+
+    def small(name, split, root=None):
+        return load_dataset(name, split, root=data_root, n=256)
+
+    monkeypatch.setattr(cl, "load_dataset", small)
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
+    path, acc = cl.train_and_cache("mnist", seed=3, progress=False, epochs=1, batch_size=64)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["test_accuracy"] == acc and path.parent == tmp_path / "classifiers"
+    assert meta["info"] == {"epochs": 1, "batch_size": 64, "lr": 2e-3, "seed": 3, "n_train": 256,
+                            "device": "cpu", "threads": torch.get_num_threads()}
+
+
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "env"))
     assert classifier_cache_dir() == tmp_path / "env" / "classifiers"
