@@ -682,8 +682,8 @@ class DPGMM:
         return t
 
     def _component_log_prob(self, t: Tensor, kind: str) -> Tensor:
-        """(..., K) per-component terms whose logsumexp is ``log_prob(t, kind)``."""
-        t = self._points(t, kind)
+        """(..., K) per-component terms whose logsumexp is ``log_prob(t, kind)``, for points
+        already checked (:meth:`_points`, :meth:`_check_X`) by a fitted model."""
         K, d = self._params.m.shape
         c = self._derived(t.dtype, t.device)
         maha = self._mahalanobis(t.reshape(-1, d), c)  # (t - m_k)^T E[Lambda_k] (t - m_k)

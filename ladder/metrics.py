@@ -343,7 +343,7 @@ def _mixture_level(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
             f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture "
             "components; they exist for the LaDDer, GMM and VampPrior priors"
         )
-    if isinstance(level, DPGMMHyperPrior) and not bool(level.fitted):
+    if isinstance(level, DPGMMHyperPrior) and not level.dpgmm.is_fitted:
         raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
                          "epoch); it has no components before its first refit")
     return level, above

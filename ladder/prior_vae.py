@@ -161,23 +161,23 @@ class DPGMMHyperPrior(Prior):
         self.density_kind = density_kind
         self.dpgmm = make_dpgmm(dim, n_components, weight_concentration_prior, priors, max_iter,
                                 seed)
-        self.register_buffer("fitted", torch.tensor(False))
+        self.register_buffer("fitted", torch.tensor(False))  # for checkpoints; read dpgmm.is_fitted
 
     def cross_entropy(self, mu: Tensor, std: Tensor, t: Tensor) -> Tensor:
-        if not self.dpgmm.is_fitted:  # the host-side twin of ``fitted``: no device sync per step
+        if not self.dpgmm.is_fitted:
             return standard_normal_cross_entropy(mu, std)
         samples = reparameterise(mu, std, self.n_mc)
         return self.dpgmm.log_prob(samples, kind=self.train_kind).mean(0)
 
     def log_prob(self, t: Tensor) -> Tensor:
-        if not bool(self.fitted):
+        if not self.dpgmm.is_fitted:
             return -0.5 * self.dim * math.log(2 * math.pi) - 0.5 * t.square().sum(-1)
         return self.dpgmm.log_prob(t, kind=self.density_kind)
 
     def sample(self, n: int) -> Tensor:
         """Draws from the fitted mixture at its point estimates, with torch's global RNG (so a
         caller's seed governs them; ``DPGMM.sample``, like scikit-learn's, re-seeds each call)."""
-        if not bool(self.fitted):
+        if not self.dpgmm.is_fitted:
             return torch.randn(n, self.dim, device=self.device)
         dtype = torch.get_default_dtype()
         mixture = MixtureSameFamily(
@@ -201,7 +201,7 @@ class DPGMMHyperPrior(Prior):
         }
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"dpgmm": self.dpgmm.state_dict() if bool(self.fitted) else None}
+        return {"dpgmm": self.dpgmm.state_dict() if self.dpgmm.is_fitted else None}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if state.get("dpgmm") is not None:
@@ -210,7 +210,7 @@ class DPGMMHyperPrior(Prior):
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - nn.Module's own signature
         module = super()._apply(fn, recurse)
-        if bool(self.fitted):
+        if self.dpgmm.is_fitted:
             self.dpgmm.to(self._anchor.device)
         return module
 
