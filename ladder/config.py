@@ -99,7 +99,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     eval_batch_size: int = 500
     channels_last: bool = True
-    precision: str = "fp32"  # fp32 | bf16: autocast of the networks (densities stay float32)
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has it): autocast of the nets
     progress: bool = True
 
 
@@ -386,7 +386,7 @@ _CHOICES = {
     "model.gmm_fit": ("em", "gradient"),
     "model.vamp_init": ("random", "data"),
     "train.bca": ("sequential", "joint"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "auto"),
     "train.refit_source": ("epoch", "fresh"),
 }
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,33 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matrix products in hardware: a CUDA GPU with bf16, or a
+    CPU with AMX or AVX512-BF16. Elsewhere bf16 is emulated, and on an AVX2 CPU it is ~20x slower
+    than fp32 (benchmarks/README.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        capabilities = torch.cpu.get_capabilities()
+        return bool(capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"))
+    return False
+
+
+def select_precision(name: str, device: torch.device) -> str:
+    """``train.precision``: ``auto`` is bf16 where :func:`has_native_bf16`, else fp32; ``bf16``
+    on hardware without it is honoured with a warning, since it is much slower there."""
+    native = has_native_bf16(device)
+    if name == "auto":
+        return "bf16" if native else "fp32"
+    if name == "bf16" and not native:
+        warnings.warn(
+            f"train.precision = bf16 on {device.type} without native bf16 (AMX, AVX512-BF16 or a "
+            "CUDA GPU with bf16): it is emulated and much slower than fp32; use fp32 or auto",
+            stacklevel=2,
+        )
+    return name
+
+
 @contextlib.contextmanager
 def frozen(params: Iterable[nn.Parameter]) -> Iterator[None]:
     """Hold a block of parameters fixed (no gradients) while another block takes its step."""
@@ -96,6 +124,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = select_device(cfg.train.device)
+        self.precision = select_precision(cfg.train.precision, self.device)
         d, t = cfg.data, cfg.train
         self.train_set = train_set or load_dataset(
             d.dataset, "train", root=d.root, n=d.n_train, device=self.device, seed=t.seed
@@ -295,11 +324,12 @@ class Trainer:
         return terms, objective.detach()
 
     def _autocast(self) -> torch.autocast:
-        """``train.precision = "bf16"``: the forward passes of a training step under bf16
-        autocast (convolutions and matrix products in bf16, the networks' outputs and every
-        density in float32; gradients and Adam in float32). Evaluation always runs in float32."""
+        """bf16 precision (``train.precision`` bf16, or auto on bf16 hardware): the forward passes
+        of a training step under bf16 autocast (convolutions and matrix products in bf16, the
+        networks' outputs and every density in float32; gradients and Adam in float32).
+        Evaluation always runs in float32."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.cfg.train.precision == "bf16")
+                              enabled=self.precision == "bf16")
 
     def _clip(self, params: list[nn.Parameter]) -> None:
         if self.cfg.train.grad_clip is not None:

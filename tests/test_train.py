@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import warnings
 
 import pytest
 import torch
@@ -11,7 +12,14 @@ from ladder.cli import main
 from ladder.config import preset_config
 from ladder.data import load_dataset
 from ladder.model import build_model
-from ladder.train import Trainer, TrainingDivergedError, fit_prior, load_run, train
+from ladder.train import (
+    Trainer,
+    TrainingDivergedError,
+    fit_prior,
+    load_run,
+    select_precision,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +125,30 @@ def test_fit_prior_to_a_frozen_autoencoder(prior, mnist_small):
     assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in before.items())
 
 
+@pytest.mark.parametrize("capabilities, expected", [
+    ({"avx2": True, "amx_bf16": True}, "bf16"),
+    ({"avx2": True, "avx512_bf16": True}, "bf16"),
+    ({"avx2": True, "amx_bf16": False, "avx512_bf16": False}, "fp32"),
+    ({}, "fp32"),
+])
+def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it(capabilities, expected,
+                                                                monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert select_precision("auto", torch.device("cpu")) == expected
+    assert select_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_bf16_on_a_cpu_without_it_warns_and_is_kept(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    with pytest.warns(UserWarning, match="without native bf16"):
+        assert select_precision("bf16", torch.device("cpu")) == "bf16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+@pytest.mark.filterwarnings("ignore:train.precision = bf16")
 def test_bf16_precision_keeps_float32_state_and_the_elbo(mnist_small, tmp_path):
     """train.precision = bf16 autocasts the networks of both gradient blocks; the parameters,
     the optimiser state and the (float32) evaluation stay float32, and one epoch lands near the
