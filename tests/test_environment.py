@@ -1,0 +1,75 @@
+"""environment.yml (the conda route) lists what pyproject.toml and the Makefile install."""
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+#: What the conda environment needs beyond the Python packages: the interpreter, pip itself and
+#: Node.js for the book's vendored JavaScript.
+TOOLS = {"python", "pip", "nodejs"}
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", requirement.lower())
+
+
+def _environment() -> tuple[dict[str, str], list[str]]:
+    """Name -> version specifier of every package environment.yml installs, and its editable
+    installs."""
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    entries, editable = [], []
+    for item in spec["dependencies"]:
+        if isinstance(item, dict):
+            for line in item["pip"]:
+                (editable if line.startswith("-e ") else entries).append(line)
+        else:
+            entries.append(item)
+    packages = {}
+    for entry in entries:
+        conda = re.fullmatch(r"([A-Za-z0-9_.-]+)=([0-9.]+)", entry)  # conda's `name=version`
+        requirement = Requirement(f"{conda[1]}=={conda[2]}.*" if conda else entry)
+        packages[_name(requirement.name)] = str(requirement.specifier)
+    return packages, editable
+
+
+def _pyproject() -> tuple[dict[str, str], dict]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + [r for extra in ("dev", "book")
+                                       for r in project["optional-dependencies"][extra]]
+    return {_name(Requirement(r).name): str(Requirement(r).specifier) for r in lines}, project
+
+
+def test_environment_lists_every_pyproject_package_with_the_same_range():
+    env, _ = _environment()
+    wanted, _ = _pyproject()
+    python_packages = {name: spec for name, spec in env.items() if name not in TOOLS}
+    assert set(python_packages) == set(wanted), (
+        f"only in environment.yml: {sorted(set(python_packages) - set(wanted))}; "
+        f"only in pyproject.toml: {sorted(set(wanted) - set(python_packages))}")
+    for name in sorted(wanted):
+        if name in ("torch", "torchvision"):
+            continue  # pinned exactly, as by the Makefile (next test)
+        assert SpecifierSet(env[name]) == SpecifierSet(wanted[name]), name
+
+
+def test_torch_pins_and_python_match_the_makefile_and_pyproject():
+    env, editable = _environment()
+    wanted, project = _pyproject()
+    makefile = (ROOT / "Makefile").read_text()
+    for name in ("torch", "torchvision"):
+        pin = re.search(rf'"{name}==([0-9.]+)"', makefile)[1]
+        assert env[name] == f"=={pin}", name
+        assert pin in SpecifierSet(wanted[name]), name
+    python = env["python"].removeprefix("==").removesuffix(".*")
+    assert f"{python}.0" in SpecifierSet(project["requires-python"])
+    assert editable == ["-e .[dev,book]"]
