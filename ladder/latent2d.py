@@ -129,6 +129,26 @@ def encode(model: VAE, images: ImageSet, batch_size: int = 500) -> tuple[Tensor,
     return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
 
 
+def aggregate_cell_masses(xs: Tensor, ys: Tensor, mu: Tensor, std: Tensor) -> Tensor:
+    """The mass of the aggregate posterior q(z) of Eq (3) (SM A.1) in each cell of a 2-D grid,
+    ``[len(ys), len(xs)]``: cells centred on the grid points, with edges half-way between them
+    and the outermost cells open to infinity, so the masses sum to 1. Exact for any posterior
+    width (a product of normal CDF differences per Gaussian), unlike density times cell area,
+    which misses posteriors narrower than the grid step."""
+    if mu.shape != std.shape or mu.dim() != 2 or mu.shape[-1] != 2:
+        raise ValueError(f"need mu, std [N, 2]; got {tuple(mu.shape)}, {tuple(std.shape)}")
+
+    def axis_masses(centres: Tensor, m: Tensor, s: Tensor) -> Tensor:  # [N, len(centres)]
+        inf = torch.full((1,), math.inf, dtype=torch.float64, device=centres.device)
+        edges = torch.cat([-inf, (centres[1:] + centres[:-1]).double() / 2, inf])
+        cdf = torch.special.ndtr((edges[None] - m.double()[:, None]) / s.double()[:, None])
+        return cdf.diff(dim=1)
+
+    per_x = axis_masses(xs, mu[:, 0], std[:, 0])
+    per_y = axis_masses(ys, mu[:, 1], std[:, 1])
+    return per_y.T @ per_x / mu.shape[0]
+
+
 def aggregate_log_density(points: Tensor, mu: Tensor, std: Tensor, chunk: int = 512) -> Tensor:
     """log q(z) at ``points`` ``[P, d]`` for the aggregate posterior of Eq (3) and SM A.1,
     q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2), exactly (a log-sum-exp over all N posteriors,

@@ -2,12 +2,15 @@
 
 Every chapter starts with ``settings = setup_notebook(seed=seed, threads=threads)`` followed by
 ``print(banner(settings))``; the banner holds nothing volatile, so nbval compares it exactly.
-Chapters show the code they teach with ``show_source(obj)`` instead of pasting a copy of it.
+Chapters show the code they teach with ``show_source(obj)`` instead of pasting a copy of it, and
+state each finding about training with ``check(claim, value, above=..., below=...)``: an assertion
+whose margin ``scripts/claims_over_seeds.py`` tabulates over seeds and instruction sets.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import random
 import re
@@ -139,3 +142,51 @@ def show_source(obj: Any) -> Markdown:
     code = "".join(lines).rstrip("\n")
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", code)), default=0))
     return Markdown(f"`{relative}`, lines {start}-{end}\n\n{fence}python\n{code}\n{fence}")
+
+
+#: ``check`` appends one JSON line per claim to the file this variable names (if it is set).
+CLAIMS_LOG_ENV = "LADDER_CLAIMS_LOG"
+
+
+class ClaimFailed(AssertionError):
+    """A chapter's finding about training does not hold for this run."""
+
+
+def check(claim: str, value: float, *, above: float | None = None,
+          below: float | None = None) -> float:
+    """Assert a chapter's finding about training, ``above < value < below``; return its margin.
+
+    A finding about a trained model (as opposed to an identity such as a Monte Carlo check of a
+    closed form) holds only up to seed-to-seed and platform spread, so its bound is set from the
+    margins over seeds 0-4 that ``scripts/claims_over_seeds.py`` measures, never from one run.
+    The margin is how far ``value`` lies inside its bound(s), in the value's own units (the
+    smaller of the two when both are given); a negative margin is a failed claim.
+
+    With ``$LADDER_CLAIMS_LOG`` naming a file, the claim, value, bounds and margin are appended
+    to it as one JSON line instead of being asserted, so that a survey over seeds records every
+    claim of a chapter (the survey fails on any negative margin).
+
+    Raises:
+        ValueError: neither bound is given, or ``value`` is not a finite number.
+        ClaimFailed: the value lies outside its bound(s) (not raised while recording).
+    """
+    if above is None and below is None:
+        raise ValueError(f"check({claim!r}) needs a bound: above=..., below=... or both")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"check({claim!r}): the value is {value}, not a finite number")
+    margins = [value - above] if above is not None else []
+    margins += [below - value] if below is not None else []
+    margin = min(margins)
+    log = os.environ.get(CLAIMS_LOG_ENV)
+    if log:
+        record = {"claim": claim, "value": value, "above": above, "below": below,
+                  "margin": margin}
+        with open(log, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
+        return margin
+    if margin <= 0:
+        bounds = " and ".join(f"{word} {bound:g}" for word, bound in (("above", above),
+                              ("below", below)) if bound is not None)
+        raise ClaimFailed(f"{claim}: {value:g} is not {bounds}")
+    return margin

@@ -12,8 +12,9 @@ With no NB, every book/*.ipynb. The canonical form is what `execute` writes:
 * cell ids "0", "1", ... (nbstripout) and widget model ids numbered in a fixed traversal order,
   so re-executing an unchanged notebook reproduces the file byte for byte.
 `verify` also requires every code cell to have run, in order, in one fresh kernel (nbval compares
-only cells with an execution count), no error outputs, widget state for every widget view, and one
-`parameters` cell whose parameters are typed and commented (`epochs: int = 2  # ...`).
+only cells with an execution count), no error outputs, widget state for every widget view, one
+`parameters` cell whose parameters are typed and commented (`epochs: int = 2  # ...`), and a
+check(...) or assert in or shortly after every cell tagged nbval-ignore-output (CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -35,9 +36,19 @@ from papermill.inspection import inspect_notebook
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 
+#: Kernel settings that confine PyTorch, oneDNN and MKL to one instruction set.
+ISA_ENV = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "native": {},
+}
 #: The kernel's environment for reference outputs; `make nbval` uses the same (NB_ENV).
-#: No GPU: references made on a GPU would not match CI's CPU run.
-CANONICAL_ENV = {"OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": ""}
+#: No GPU: references made on a GPU would not match CI's CPU run. AVX2 kernels, which every
+#: x86-64 reader's CPU of the last decade runs, so AVX-512/AMX machines compute what AVX2 ones do.
+CANONICAL_ENV = {"OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": "",
+                 **ISA_ENV["avx2"]}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 CELL_TIMEOUT_S = 600
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -56,6 +67,8 @@ STRIP_KEYS = [
     "cell.metadata.papermill",
     "metadata.language_info.version",
 ]
+#: An output nbval ignores must be checked in its cell or one of this many code cells after it.
+CHECK_WITHIN = 3
 MODEL_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -162,6 +175,10 @@ def problems(path: Path) -> list[str]:
     views = any(WIDGET_VIEW in o.get("data", {}) for _, c in code for o in c.get("outputs", []))
     if views and not nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state"):
         found.append("widget views without stored widget state (they would render blank)")
+    unchecked = unchecked_ignored_cells(code)
+    if unchecked:
+        found.append(f"cells {unchecked} (0-based) are tagged nbval-ignore-output, hold no widget, "
+                     "and neither they nor the next code cell state a check(...) or assert")
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     if len(tagged) != 1:
         found.append(f"{len(tagged)} cells tagged `parameters`; a chapter needs exactly one")
@@ -176,6 +193,25 @@ def problems(path: Path) -> list[str]:
     if found:
         found.append("`make notebooks` re-executes and cleans every chapter")
     return found
+
+
+def unchecked_ignored_cells(code: list[tuple[int, nbformat.NotebookNode]]) -> list[int]:
+    """Cells whose outputs nbval ignores and nothing checks: an ignored output (a training log, a
+    table of a trained model's numbers) must be followed closely by the claims made about it,
+    stated with ``check(...)`` or ``assert`` in the cell itself or one of the next
+    :data:`CHECK_WITHIN` code cells. Widget cells, whose output needs a live kernel, are exempt."""
+    def checks(cell: nbformat.NotebookNode) -> bool:
+        return "check(" in cell.source or "assert " in cell.source
+
+    unchecked = []
+    for k, (i, cell) in enumerate(code):
+        if "nbval-ignore-output" not in cell.metadata.get("tags", []):
+            continue
+        if any(WIDGET_VIEW in o.get("data", {}) for o in cell.get("outputs", [])):
+            continue
+        if not any(checks(c) for _, c in code[k:k + 1 + CHECK_WITHIN]):
+            unchecked.append(i)
+    return unchecked
 
 
 def verify(paths: list[Path]) -> int:

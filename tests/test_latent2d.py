@@ -4,12 +4,15 @@ import math
 import matplotlib
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ladder.config import ConfigError, ModelConfig
 from ladder.data import TensorImageSet
 from ladder.latent2d import (
+    aggregate_cell_masses,
     aggregate_log_density,
     compare_hyper_prior,
     compare_priors,
@@ -215,3 +218,31 @@ def test_plots_draw_the_panels_present_with_their_letters():
     fig = plot_log_densities({"q(t)": grid, "N(0, I)": grid}, extent=4.0,
                              axis_labels=("$t_1$", "$t_2$"))
     assert fig.axes[0].get_xlabel() == "$t_1$" and fig.axes[0].get_xlim() == (-4.0, 4.0)
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 20), log_std=st.floats(-6, 1), shift=st.floats(-3, 3))
+def test_cell_masses_of_q_sum_to_one_and_match_the_density_where_it_is_resolved(n, log_std,
+                                                                                shift):
+    """Any posterior width, even far narrower than a cell: the masses sum to 1 and their first
+    moment is q's mean to within half a cell."""
+    generator = torch.Generator().manual_seed(n)
+    mu = torch.randn(n, 2, generator=generator, dtype=torch.float64) + shift
+    std = torch.full((n, 2), math.exp(log_std), dtype=torch.float64)
+    xs, ys, _ = grid_points(extent=6.0, resolution=0.25)
+    masses = aggregate_cell_masses(xs, ys, mu, std)
+    assert masses.shape == (len(ys), len(xs))
+    assert abs(float(masses.sum()) - 1) < 1e-9 and float(masses.min()) >= 0
+    inside = (mu.abs() < 5.5).all()
+    if inside:
+        mean_x = float((masses.sum(0) * xs.double()).sum())
+        assert abs(mean_x - float(mu[:, 0].mean())) <= 0.125 + 1e-9
+
+
+def test_cell_masses_equal_density_times_area_for_wide_posteriors():
+    mu, std = torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, 2, dtype=torch.float64)
+    xs, ys, points = grid_points(extent=6.0, resolution=0.1)
+    by_density = aggregate_log_density(points.double(), mu, std).exp().reshape(len(ys), len(xs))
+    interior = (slice(1, -1), slice(1, -1))  # the outermost cells are open to infinity
+    torch.testing.assert_close(aggregate_cell_masses(xs, ys, mu, std)[interior],
+                               (by_density * 0.01)[interior], rtol=1e-3, atol=1e-6)

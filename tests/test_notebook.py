@@ -8,9 +8,19 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ladder.notebook
-from ladder.notebook import FIGURE_STYLE, banner, setup_notebook, show_source
+from ladder.notebook import (
+    CLAIMS_LOG_ENV,
+    FIGURE_STYLE,
+    ClaimFailed,
+    banner,
+    check,
+    setup_notebook,
+    show_source,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +117,36 @@ def test_show_source_of_a_module_starts_at_line_one():
 def test_show_source_refuses_code_outside_ladder(obj):
     with pytest.raises(ValueError, match="show_source"):
         show_source(obj)
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@given(value=finite, above=finite, width=st.floats(min_value=0, max_value=1e6))
+def test_check_holds_exactly_inside_its_bounds_and_returns_the_margin(value, above, width):
+    below = above + width
+    inside = above < value < below
+    if inside:
+        margin = check("claim", value, above=above, below=below)
+        assert margin == min(value - above, below - value) > 0
+    else:
+        with pytest.raises(ClaimFailed, match="claim: .* is not above .* and below"):
+            check("claim", value, above=above, below=below)
+
+
+def test_check_refuses_a_claim_without_bound_or_value():
+    with pytest.raises(ValueError, match="needs a bound"):
+        check("claim", 1.0)
+    with pytest.raises(ValueError, match="not a finite number"):
+        check("claim", float("nan"), above=0)
+
+
+def test_check_records_every_claim_instead_of_raising_while_a_survey_logs(tmp_path,
+                                                                          monkeypatch):
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv(CLAIMS_LOG_ENV, str(log))
+    assert check("holds", 3.0, above=1.0) == 2.0
+    assert check("fails", 3.0, below=1.0) == -2.0  # recorded, not raised
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["claim"], r["margin"], r["above"], r["below"]) for r in records] == [
+        ("holds", 2.0, 1.0, None), ("fails", -2.0, None, 1.0)]
