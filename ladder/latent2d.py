@@ -47,7 +47,9 @@ class PriorComparison:
     """What :func:`compare_priors` returns: Fig 2's panels on one grid, and Table 2's numbers.
 
     ``log_q`` and every ``log_p[name]`` are ``[len(ys), len(xs)]`` (row i is ``ys[i]``, as
-    ``imshow(origin="lower")`` wants). ``cross_entropy[name]`` is the Monte Carlo estimate of
+    ``imshow(origin="lower")`` wants); ``log_q`` is the log of q's exact mass in each grid cell
+    over the cell's area (:func:`aggregate_cell_masses`), so it sums to a mass of 1 whatever the
+    posteriors' widths, and each ``log_p[name]`` is the prior's density at the grid points. ``cross_entropy[name]`` is the Monte Carlo estimate of
     E_q(z)[log p(z)] (Eq (3)) on the test encodings and ``cross_entropy_stderr[name]`` its standard
     error. The key ``"aggregate"`` scores q(z) of the training encodings (an
     :class:`AggregatePosterior`) on the test encodings: on its own encodings q(z) is the optimum
@@ -348,7 +350,11 @@ def _evaluate(
     (mu_train, std_train), (mu_test, std_test) = train, test
     xs, ys, points = grid_points(extent, resolution, mu_train.device)
     shape = (len(ys), len(xs))
-    log_q = aggregate_log_density(points, mu_train, std_train).reshape(shape).cpu()
+    # q's exact mass per cell over the cell's area: a density average that, unlike the density at
+    # the grid points, never misses posteriors narrower than the grid step.
+    cell_area = float((xs[1] - xs[0]) * (ys[1] - ys[0]))
+    masses = aggregate_cell_masses(xs, ys, mu_train, std_train).clamp(min=1e-300)
+    log_q = (masses / cell_area).log().to(mu_train.dtype).reshape(shape).cpu()
     result = PriorComparison(xs.cpu(), ys.cpu(), log_q, priors=dict(priors))
     for name, prior in {"aggregate": AggregatePosterior(mu_train, std_train), **priors}.items():
         mean, stderr = cross_entropy(prior, mu_test, std_test, n_z, n_samples, seed)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+import ladder.latent2d as latent2d
 from ladder.config import ConfigError, ModelConfig
 from ladder.data import TensorImageSet
 from ladder.latent2d import (
@@ -246,3 +247,16 @@ def test_cell_masses_equal_density_times_area_for_wide_posteriors():
     interior = (slice(1, -1), slice(1, -1))  # the outermost cells are open to infinity
     torch.testing.assert_close(aggregate_cell_masses(xs, ys, mu, std)[interior],
                                (by_density * 0.01)[interior], rtol=1e-3, atol=1e-6)
+
+
+def test_the_grid_holds_all_of_q_even_for_posteriors_far_narrower_than_its_step():
+    """log_q is q's cell mass over the cell area, so the grid's share of q is 1 however narrow
+    the posteriors (the density at the grid points would miss most of them)."""
+    generator = torch.Generator().manual_seed(0)
+    mu = torch.randn(50, 2, generator=generator)
+    std = torch.full((50, 2), 1e-3)
+    result = latent2d._evaluate({}, (mu, std), (mu, std), extent=6.0, resolution=0.1, n_z=1,
+                                n_samples=1, seed=0)
+    assert abs(result.mass("aggregate") - 1) < 1e-6
+    level = result.low_density_threshold(q_mass=0.01)
+    assert result.mass_where_q_below("aggregate", level) <= 0.01
