@@ -11,11 +11,17 @@ settings for MNIST (SM E.1). A *preset* is a set of overrides on top of them:
   2-core CPU.
 
 Precedence, lowest first: dataclass defaults, preset, YAML file, ``--set key=value``.
+
+YAML is read as YAML 1.1 (PyYAML) with YAML 1.2's floats: ``1e-3`` and ``-.5`` are numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import numbers
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -28,6 +34,15 @@ DATASETS = ("mnist", "fashion", "celeba")
 PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
 PRESETS = ("paper", "reference", "quick")
 DATASET_ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "fmnist": "fashion"}
+# Images per split (SM D.1). CelebA's depend on the files present; ladder.data checks them.
+SPLIT_SIZES = {
+    "mnist": {"train": 60_000, "test": 10_000},
+    "fashion": {"train": 60_000, "test": 10_000},
+}
+# train.py seeds each epoch's generators with seed * 1_000_003 + epoch (+ 500_009), and torch takes
+# seeds below 2**64; scikit-learn's GaussianMixture (the GMM prior's EM refit) takes them below 2**32.
+MAX_SEED = 2**44 - 1
+MAX_SKLEARN_SEED = 2**32 - 1
 
 
 class ConfigError(ValueError):
@@ -95,7 +110,7 @@ class TrainConfig:
     bca: str = "sequential"  # sequential (Algorithm 1) | joint (one backward for both blocks)
     refit_source: str = "epoch"  # encodings for the end-of-epoch refit: epoch | fresh
     refit_points: int | None = None  # subsample for the refit; None: all (reference: 2048)
-    seed: int = 0
+    seed: int = 0  # 0 <= seed <= MAX_SEED (MAX_SKLEARN_SEED for the GMM prior's EM refit)
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     eval_batch_size: int = 500
     channels_last: bool = True
@@ -231,26 +246,42 @@ def load_config(
     file_data = dict(file_data)
     preset = preset or file_data.pop("preset", None) or "paper"
     file_data.pop("preset", None)
-    dataset = dataset or file_data.get("data", {}).get("dataset") or "mnist"
-    prior = prior or file_data.get("model", {}).get("prior") or "ladder"
+    settings = _parse_overrides(overrides)
+
+    def chosen(section: str, name: str) -> Any:
+        """The last ``--set section.name``, else the file's value: it picks the preset's row."""
+        values = [value for key, value in settings if key == (section, name)]
+        return values[-1] if values else _file_setting(file_data, section, name, path)
+
+    dataset = dataset or chosen("data", "dataset") or "mnist"
+    prior = prior or chosen("model", "prior") or "ladder"
     cfg = preset_config(preset, dataset, prior)
-    _update(cfg, file_data, "")
+    try:
+        _update(cfg, file_data, "")
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}: {err}") from None
+    for (section, name), value in settings:
+        _update(cfg, {section: {name: value}}, "")
     cfg.data.dataset = canonical_dataset(dataset)
     cfg.model.prior = prior
-    apply_overrides(cfg, overrides)
     cfg.validate()
     return cfg
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict, with a clear error for a missing or malformed file."""
+    """Read a YAML config file into a dict, with a clear error for a missing, unreadable or
+    malformed file or a key given twice."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a YAML file, e.g. configs/*.yaml")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read as text ({err}); give a YAML "
+                          "file") from err
+    data = _load_yaml(text, f"config file {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -266,20 +297,10 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
 def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> None:
     """Apply ``section.key=value`` (or an unambiguous bare ``key=value``) strings in place.
 
-    Values are parsed as YAML scalars, so ``epochs=3``, ``grad_clip=null`` and
+    Values are parsed as YAML scalars, so ``epochs=3``, ``lr=1e-3``, ``grad_clip=null`` and
     ``betas=[0.9,0.95]`` work.
     """
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.epochs=3")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        value = yaml.safe_load(raw) if raw.strip() else None
-        section, name = _resolve_key(key)
-        if section is None:
-            if name == "preset":
-                raise ConfigError("the preset cannot be overridden with --set; use --preset")
-            raise ConfigError(f"unknown key {key!r}")
+    for (section, name), value in _parse_overrides(overrides):
         _update(cfg, {section: {name: value}}, "")
 
 
@@ -292,7 +313,96 @@ def canonical_dataset(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Internals: typed, strict updates and validation
+# Internals: YAML, typed, strict updates and validation
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats, which YAML 1.1 reads as strings: no dot
+    (``1e-3``), an unsigned exponent (``1.0e3``) or a signed leading dot (``-.5``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)  # after the int and YAML 1.1 float resolvers, so integers stay integers
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``text`` read by :class:`_Loader`, refusing a key given twice; ``source`` names the text
+    (a file or an override) in the one-line error."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, source, "", set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(err)}") from err
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(err).split())
+
+
+def _refuse_duplicate_keys(node: yaml.Node, source: str, path: str, seen: set[int]) -> None:
+    """Refuse a mapping that names a key twice (PyYAML keeps the last); ``<<`` merges may repeat
+    keys, as YAML allows."""
+    if id(node) in seen:  # an alias: checked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, source, path, seen)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        inner = path
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in lines:
+                raise ConfigError(f"{source}: key {path + key!r} is given twice (lines "
+                                  f"{lines[key]} and {line}); keep one of them")
+            lines[key] = line
+            inner = f"{path}{key}."
+        _refuse_duplicate_keys(value_node, source, inner, seen)
+
+
+def _parse_overrides(overrides: typing.Sequence[str]) -> list[tuple[tuple[str, str], Any]]:
+    """``section.key=value`` strings as ``((section, key), value)``, the values read as YAML."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.epochs=3")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        value = _load_yaml(raw, f"override {item!r}") if raw.strip() else None
+        section, name = _resolve_key(key)
+        if section is None:
+            if name == "preset":
+                raise ConfigError("the preset cannot be overridden with --set; use --preset")
+            raise ConfigError(f"unknown key {key!r}; keys look like train.epochs or epochs")
+        parsed.append(((section, name), value))
+    return parsed
+
+
+def _file_setting(data: dict[str, Any], section: str, name: str, path: Any) -> Any:
+    """``data[section][name]`` of a config file, None where absent; an empty section is empty."""
+    part = data.get(section)
+    if part is None:
+        return None
+    if not isinstance(part, dict):
+        raise ConfigError(f"config file {path}: {section} must be a mapping of settings (e.g. "
+                          f"{section}: {{{name}: ...}}), got {part!r}")
+    return part.get(name)
 
 
 def _plain(value: Any) -> Any:
@@ -303,9 +413,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_SECTIONS = ("data", "model", "train")
+
+
 def _resolve_key(key: str) -> tuple[str | None, str]:
     if "." in key:
         section, name = key.split(".", 1)
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown key {key!r}: a key starts with one of "
+                              f"{', '.join(s + '.' for s in _SECTIONS)} (e.g. train.epochs)")
         return section, name
     owners = [s.name for s in fields(Config) if s.name != "preset" and _has_field(s.name, key)]
     if len(owners) > 1:
@@ -319,17 +435,17 @@ def _has_field(section: str, name: str) -> bool:
 
 def _update(obj: Any, data: dict[str, Any], where: str) -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'} must be a mapping, got {data!r}")
+        raise ConfigError(f"{where[:-1] or 'config'} must be a mapping of settings, got {data!r}")
     known = {f.name: f for f in fields(obj)}
     hints = typing.get_type_hints(type(obj))
     for key, value in data.items():
         if key not in known:
             raise ConfigError(
-                f"unknown key {where + key!r}; valid keys here: {', '.join(sorted(known))}"
+                f"unknown key {f'{where}{key}'!r}; valid keys here: {', '.join(sorted(known))}"
             )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
-            _update(current, value, f"{where}{key}.")
+            _update(current, {} if value is None else value, f"{where}{key}.")  # empty: no change
         else:
             setattr(obj, key, _coerce(value, hints[key], where + key))
 
@@ -365,7 +481,11 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
         raise ConfigError(f"{name} must be an integer, got {value!r}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(f"{name} is an integer of {len(str(abs(value)))} digits, too "
+                                  "large for a float; give a smaller number") from None
         raise ConfigError(f"{name} must be a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
@@ -409,6 +529,7 @@ def _validate(cfg: Config) -> None:
     for name, choices in _CHOICES.items():
         section, key = name.split(".")
         _check_choice(name, getattr(getattr(cfg, section), key), choices)
+    _check_finite(cfg)
     m, t, d = cfg.model, cfg.train, cfg.data
     for name in ("d_z", "d_t", "n_levels", "prior_hidden", "prior_layers", "n_mc", "n_components",
                  "dpgmm_max_iter"):
@@ -438,17 +559,96 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"train.betas must lie in [0, 1), got {t.betas}")
     if not 0 <= t.warmup_epochs <= t.epochs:
         raise ConfigError(f"train.warmup_epochs must lie in [0, epochs], got {t.warmup_epochs}")
+    for rate, factor in (("lr", "lr_decay"), ("lr_prior", "lr_prior_growth")):
+        _check_schedule(t, rate, factor)
     if t.refit_source == "fresh" and t.refit_points is None:
         raise ConfigError("train.refit_source = fresh needs train.refit_points (e.g. 2048)")
     if t.seed < 0:
         raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
+    if t.seed > MAX_SEED:
+        raise ConfigError(f"train.seed = {t.seed} is too large: the per-epoch seeds derived from "
+                          f"it must fit torch's 64 bits; use 0 <= train.seed <= {MAX_SEED} (2**44 - 1)")
+    if m.prior == "gmm" and m.gmm_fit == "em" and t.seed > MAX_SKLEARN_SEED:
+        raise ConfigError(f"train.seed = {t.seed} is too large for the GMM prior's EM refit "
+                          f"(scikit-learn takes seeds up to {MAX_SKLEARN_SEED}); use a smaller "
+                          "train.seed or model.gmm_fit = gradient")
     device = t.device
-    if not (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")):
+    if not (device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:[0-9]+", device)):
         raise ConfigError(f"train.device = {device!r}; choose auto, cpu, cuda, cuda:N or mps")
     _positive("data.n_train", d.n_train, allow_none=True)
     _positive("data.n_test", d.n_test, allow_none=True)
-    if d.n_train is not None and d.n_train < t.batch_size:
-        raise ConfigError(
-            f"data.n_train = {d.n_train} is smaller than train.batch_size = {t.batch_size}: "
-            "no full batch can be drawn"
-        )
+    _check_sizes(cfg)
+
+
+def _check_finite(cfg: Config) -> None:
+    """Refuse NaN and infinity in every numeric setting (and inside the pairs)."""
+    for section in _SECTIONS:
+        part = getattr(cfg, section)
+        for f in fields(part):
+            value = getattr(part, f.name)
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
+                   and not math.isfinite(v) for v in items):
+                default = _plain(f.default if f.default_factory is dataclasses.MISSING
+                                 else f.default_factory())
+                raise ConfigError(f"{section}.{f.name} = {_plain(value)} is not finite; give "
+                                  f"finite numbers, e.g. {section}.{f.name}={json.dumps(default)}")
+
+
+def _check_schedule(t: TrainConfig, rate: str, factor: str) -> None:
+    """The last epoch's learning rate, ``rate * factor**(epochs - 1)``, must be a float."""
+    try:
+        last = getattr(t, rate) * float(getattr(t, factor)) ** (t.epochs - 1)
+    except OverflowError:
+        last = math.inf
+    if not math.isfinite(last):
+        raise ConfigError(f"train.{factor} = {getattr(t, factor):g} over train.epochs = {t.epochs} "
+                          f"takes train.{rate} past the largest float; use a factor nearer 1")
+
+
+def _check_sizes(cfg: Config) -> None:
+    """Sizes the run will need, checked now rather than after an epoch: the subsets against the
+    splits, a full batch, the VampPrior's data initialisation and the end-of-epoch refit."""
+    m, t, d = cfg.model, cfg.train, cfg.data
+    splits = SPLIT_SIZES.get(d.dataset, {})
+    for name, split in (("n_train", "train"), ("n_test", "test")):
+        n, total = getattr(d, name), splits.get(split)
+        if n is not None and total is not None and n > total:
+            raise ConfigError(f"data.{name} = {n} exceeds the {total} images of the {d.dataset} "
+                              f"{split} split; use at most {total}, or null for all of them")
+    if d.n_train is not None:
+        n, images, key = d.n_train, f"data.n_train = {d.n_train}", "data.n_train"
+    elif "train" in splits:
+        n, images, key = splits["train"], f"the {splits['train']} {d.dataset} training images", ""
+    else:
+        n = None  # CelebA: the split's size depends on the files
+    if n is not None and n < t.batch_size:
+        raise ConfigError(f"train.batch_size = {t.batch_size} exceeds {images}: no full batch "
+                          f"can be drawn; lower train.batch_size{' or raise ' + key if key else ''}")
+    if n is not None and m.prior == "vamp" and m.vamp_init == "data" and n < m.n_components:
+        raise ConfigError(f"model.vamp_init = data starts model.n_components = {m.n_components} "
+                          f"pseudo-inputs at distinct training images, but {images} has fewer; "
+                          f"lower model.n_components{' or raise ' + key if key else ''}")
+    if m.prior == "gmm" and m.gmm_fit == "em":
+        need = max(2, m.n_components)
+        what = f"the GMM prior's EM refit of model.n_components = {m.n_components} components"
+        other = "lower model.n_components or set model.gmm_fit = gradient"
+    elif m.prior == "ladder" and m.dpgmm_priors == "sklearn":
+        need = m.d_t + 1  # a non-singular covariance of the encodings in t-space
+        what = f"model.dpgmm_priors = sklearn (a covariance prior from the encodings, d_t = {m.d_t})"
+        other = "set model.dpgmm_priors = paper"
+    else:
+        return
+    limits = []  # how many encodings the end-of-epoch refit gets at most (Trainer._refit_encodings)
+    if t.refit_points is not None:
+        limits.append((t.refit_points, f"train.refit_points = {t.refit_points}",
+                       "train.refit_points"))
+    if n is not None and t.refit_source == "fresh":
+        limits.append((n, images, key))
+    elif n is not None:  # the encodings of an epoch's full batches
+        limits.append((n - n % t.batch_size,
+                       f"{images} in full batches of train.batch_size = {t.batch_size}", key))
+    if limits and min(limits)[0] < need:
+        points, why, key = min(limits)
+        raise ConfigError(f"{what} needs at least {need} encodings per refit, but {why} gives "
+                          f"{points}; {'raise ' + key + ' or ' if key else ''}{other}")

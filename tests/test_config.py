@@ -1,8 +1,26 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import string
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ladder.config import (
+    MAX_SEED,
+    MAX_SKLEARN_SEED,
+    PRIORS,
     Config,
     ConfigError,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
     apply_overrides,
     load_config,
     preset_config,
@@ -72,11 +90,281 @@ def test_overrides_parse_yaml_scalars():
 
 
 def test_every_shipped_config_file_loads():
-    from pathlib import Path
-
     files = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
     assert len(files) == 15
     for path in files:
         cfg = load_config(path)
         dataset, prior = path.stem.split("-")
         assert (cfg.data.dataset, cfg.model.prior, cfg.preset) == (dataset, prior, "paper")
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input, refused when the config is built (one ConfigError line naming the key)
+
+FLOAT_KEYS = [f"{s}.{f.name}" for s, part in (("model", ModelConfig), ("train", TrainConfig))
+              for f in fields(part) if f.type in ("float", "float | None")]
+PAIR_KEYS = ["model.prior_scale_bounds", "train.betas"]
+INT_KEYS = ["train.epochs", "train.seed", "model.d_z", "model.n_components"]
+VALID_KEYS = {"preset"} | {f"{s}.{f.name}" for s, part in (("data", DataConfig),
+              ("model", ModelConfig), ("train", TrainConfig)) for f in fields(part)} | {
+              f.name for part in (DataConfig, ModelConfig, TrainConfig) for f in fields(part)}
+YAML_BOOL_OR_NULL = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _notations(x: float) -> st.SearchStrategy[str]:
+    """``x`` written as people write floats: repr, exponent forms, bare exponent, leading dot."""
+    texts = [repr(x), f"{x:e}", f"{x:E}", f"{x:.17e}", f"{x:.17g}", f"{x:+.17g}"]
+    texts += [t.replace("0.", ".", 1) for t in texts if t.lstrip("+-").startswith("0.")]
+    return st.sampled_from(texts)
+
+
+def test_float_keys_cover_every_float_setting():
+    assert {"train.lr", "train.grad_clip", "model.std_floor"} <= set(FLOAT_KEYS)
+    assert len(FLOAT_KEYS) == 11  # 6 model, 5 train settings
+
+
+@settings(max_examples=150)
+@given(st.floats(allow_nan=False, allow_infinity=False).flatmap(_notations),
+       st.sampled_from(FLOAT_KEYS))
+def test_any_finite_float_notation_round_trips_through_set(text, key):
+    cfg = preset_config("paper")
+    apply_overrides(cfg, [f"{key}={text}"])
+    section, name = key.split(".")
+    value = getattr(getattr(cfg, section), name)
+    assert isinstance(value, float) and value == float(text)
+
+
+@settings(max_examples=50)
+@given(st.floats(min_value=1e-12, max_value=1e3).flatmap(_notations))
+def test_float_notations_load_from_a_yaml_file(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("cfg") / "c.yaml"
+    path.write_text(f"train:\n  lr: {text}\n  lr_prior: {text}\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == cfg.train.lr_prior == float(text)
+
+
+@settings(max_examples=60)
+@given(st.sampled_from([".nan", ".NaN", ".inf", "-.inf", "+.inf", ".Inf", "1e400", "-1e999"]),
+       st.sampled_from(FLOAT_KEYS + PAIR_KEYS))
+def test_non_finite_values_are_refused_naming_the_key(text, key):
+    value = f"[{text}, 0.5]" if key in PAIR_KEYS else text
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = .* is not finite; give finite"):
+        load_config(overrides=[f"{key}={value}"])
+
+
+def test_non_finite_values_set_in_python_are_refused():
+    cfg = preset_config("paper")
+    cfg.model.gmm_covariance_reg = math.nan  # `< 0` alone would let NaN through
+    with pytest.raises(ConfigError, match="model.gmm_covariance_reg = nan"):
+        cfg.validate()
+
+
+@settings(max_examples=100)
+@given(st.lists(st.text(alphabet=string.ascii_lowercase + "_", max_size=10), min_size=1,
+                max_size=3).map(".".join).filter(lambda k: k.strip() and k not in VALID_KEYS))
+def test_unknown_dotted_keys_are_refused(key):
+    cfg = preset_config("paper")
+    with pytest.raises(ConfigError, match=re.escape(repr(key)) + "|preset cannot"):
+        apply_overrides(cfg, [f"{key}=1"])
+    assert cfg.to_dict() == preset_config("paper").to_dict()
+
+
+@settings(max_examples=60)
+@given(st.integers(min_value=-10**300, max_value=10**300), st.sampled_from(FLOAT_KEYS))
+def test_integers_are_accepted_for_float_settings(n, key):
+    cfg = preset_config("paper")
+    apply_overrides(cfg, [f"{key}={n}"])
+    section, name = key.split(".")
+    value = getattr(getattr(cfg, section), name)
+    assert isinstance(value, float) and value == float(n)
+
+
+def test_an_integer_too_large_for_a_float_is_refused():
+    with pytest.raises(ConfigError, match="train.lr is an integer of 401 digits"):
+        load_config(overrides=[f"train.lr={10**400}"])
+
+
+@settings(max_examples=80)
+@given(st.text(alphabet=string.ascii_letters + "-_", min_size=1, max_size=12)
+       .filter(lambda s: s.lower() not in YAML_BOOL_OR_NULL),
+       st.sampled_from(FLOAT_KEYS + INT_KEYS))
+def test_strings_are_refused_for_numeric_settings(text, key):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} must be an? (number|integer)"):
+        load_config(overrides=[f"{key}={text}"])
+
+
+@pytest.mark.parametrize("text", ["'1e-3'", '"5"', "true", "[1]", "{a: 1}"])
+def test_quoted_numbers_booleans_and_collections_are_refused_for_numbers(text):
+    with pytest.raises(ConfigError, match=r"^train\.lr must be a number"):
+        load_config(overrides=[f"train.lr={text}"])
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_a_key_given_twice_in_a_yaml_file_is_refused(tmp_path_factory, data):
+    section = data.draw(st.sampled_from(["data", "model", "train"]))
+    part = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}[section]
+    names = data.draw(st.lists(st.sampled_from([f.name for f in fields(part)]), min_size=1,
+                               max_size=6, unique=True))
+    twice = data.draw(st.sampled_from(names))
+    at = data.draw(st.integers(0, len(names)))
+    lines = [f"  {name}: 1" for name in names]
+    lines.insert(at, f"  {twice}: 2")
+    path = tmp_path_factory.mktemp("cfg") / "dup.yaml"
+    path.write_text("\n".join([f"{section}:", *lines]) + "\n")
+    with pytest.raises(ConfigError, match=re.escape(f"config file {path}: key "
+                                                    f"'{section}.{twice}' is given twice")):
+        load_config(path)
+
+
+def test_duplicate_sections_and_merge_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\ntrain:\n  epochs: 4\n")
+    with pytest.raises(ConfigError, match=r"key 'train' is given twice \(lines 1 and 3\)"):
+        load_config(path)
+    path.write_text("train:\n  <<: {lr: 1e-4, epochs: 2}\n  lr: 2e-4\n")  # YAML's override
+    cfg = load_config(path)
+    assert (cfg.train.lr, cfg.train.epochs) == (2e-4, 2)
+
+
+@pytest.mark.parametrize("section", ["data", "model", "train"])
+def test_an_empty_section_is_empty(tmp_path, section):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"preset: paper\n{section}:\n#  commented: out\n")
+    assert load_config(path).to_dict() == preset_config("paper").to_dict()
+    assert Config.from_dict({section: None}).to_dict() == Config().to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: 3\n", r"c\.yaml: data must be a mapping of settings"),
+        ("train: [1, 2]\n", r"c\.yaml: train must be a mapping of settings, got \[1, 2\]"),
+        ("train:\n  1: 2\n", r"unknown key 'train\.1'"),
+        ("train:\n  lr: [1\n", r"c\.yaml is not valid YAML: .* \(line 3, column 1\)$"),
+        ("- 1\n", "must hold a mapping, not list"),
+    ],
+)
+def test_malformed_files_get_one_line(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_config_paths_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ConfigError, match="cannot be read as text"):
+        load_config(binary)
+
+
+def test_an_unparsable_override_is_refused():
+    with pytest.raises(ConfigError, match=r"override 'train.betas=\[0.9' is not valid YAML"):
+        load_config(overrides=["train.betas=[0.9"])
+
+
+def test_set_dataset_picks_the_presets_dataset_row():
+    by_set = load_config(preset="reference", overrides=["data.dataset=celeba"])
+    assert by_set.to_dict() == preset_config("reference", "celeba").to_dict()
+    by_flag = load_config(preset="reference", dataset="fashion", overrides=["data.dataset=celeba"])
+    assert by_flag.data.dataset == "fashion" and by_flag.model.d_z == 16
+
+
+@pytest.mark.parametrize(
+    ("preset", "prior", "overrides", "message"),
+    [
+        # The issue's case: sklearn's covariance prior needs d_t + 1 points (a full-rank covariance).
+        ("reference", "ladder", ["train.refit_points=1"],
+         r"dpgmm_priors = sklearn .* needs at least 3 encodings .* train\.refit_points = 1 .* "
+         r"raise train\.refit_points"),
+        ("paper", "gmm", ["train.refit_points=49"],
+         r"model\.n_components = 50 .* at least 50 .* raise train\.refit_points"),
+        ("paper", "gmm", ["data.n_train=79", "train.batch_size=40"],  # full batches only
+         r"data\.n_train = 79 in full batches of train\.batch_size = 40 gives 40; raise data\.n_t"),
+        ("paper", "vamp", ["model.vamp_init=data", "data.n_train=40", "train.batch_size=32"],
+         r"model\.n_components = 50 pseudo-inputs .* data\.n_train = 40"),
+        ("paper", "ladder", ["data.n_train=70000"], r"data\.n_train = 70000 exceeds the 60000"),
+        ("paper", "ladder", ["data.n_test=10001"], r"data\.n_test = 10001 exceeds the 10000"),
+        ("paper", "ladder", ["train.batch_size=60001"],
+         r"train\.batch_size = 60001 exceeds the 60000 mnist training images"),
+        ("paper", "ladder", ["train.seed=9223372036854775808"], r"train\.seed = 9223372036854775808"),
+        ("paper", "ladder", [f"train.seed={MAX_SEED + 1}"], r"0 <= train\.seed <= 17592186044415"),
+        ("paper", "gmm", [f"train.seed={MAX_SKLEARN_SEED + 1}"], r"train\.seed = 4294967296"),
+        ("paper", "ladder", ["train.lr_prior_growth=1e10"], r"train\.lr_prior_growth = 1e\+10 over"),
+        ("paper", "ladder", ["train.device=cuda:x"], r"train\.device = 'cuda:x'"),
+    ],
+)
+def test_what_would_fail_during_training_is_refused_up_front(preset, prior, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(preset=preset, prior=prior, overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("preset", "prior", "overrides"),
+    [
+        ("reference", "ladder", ["train.refit_points=3"]),
+        ("paper", "ladder", ["train.refit_points=1"]),  # the paper's priors need no data
+        ("paper", "gmm", ["train.refit_points=50", f"train.seed={MAX_SKLEARN_SEED}"]),
+        ("paper", "gmm", ["train.refit_points=1", "model.gmm_fit=gradient"]),
+        ("paper", "vamp", ["model.vamp_init=data", "data.n_train=64", "train.batch_size=64",
+                           "model.n_components=64"]),
+        ("paper", "ladder", [f"train.seed={MAX_SEED}", "data.n_train=60000", "data.n_test=10000"]),
+        ("paper", "ladder", ["data.dataset=celeba", "data.n_train=100000"]),  # unknown size
+    ],
+)
+def test_the_limits_themselves_are_accepted(preset, prior, overrides):
+    load_config(preset=preset, prior=prior, overrides=overrides)
+
+
+def test_the_refit_limits_are_what_the_refits_need():
+    import torch
+    from sklearn.utils import check_random_state
+
+    from ladder.prior_vae import make_dpgmm
+    from ladder.priors import GMMPrior
+
+    torch.manual_seed(0)
+    make_dpgmm(2, 50, priors="sklearn").fit(torch.randn(3, 2))  # d_t + 1 points
+    with pytest.raises(ValueError, match="singular|not positive definite"):
+        make_dpgmm(2, 50, priors="sklearn").fit(torch.randn(2, 2))
+    GMMPrior(2, n_components=4).refit(torch.randn(4, 2))  # n_components points
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GMMPrior(2, n_components=4).refit(torch.randn(3, 2))
+    check_random_state(MAX_SKLEARN_SEED)
+    torch.Generator().manual_seed(MAX_SEED * 1_000_003 + 10_000 + 500_009)  # train.py's seeds
+
+
+# ----------------------------------------------------------------------------------------------
+# Valid configs load as before
+
+# sha256 (first 16 hex digits) of json.dumps({prior: preset_config(preset, dataset,
+# prior).to_dict() for prior in PRIORS}, sort_keys=True), taken before the validation work of
+# the user-error issue (commit e209784): presets must not change silently.
+PRESET_DIGESTS = {
+    ("paper", "mnist"): "1fd799528be56191",
+    ("paper", "fashion"): "2f5019270fd9e3a5",
+    ("paper", "celeba"): "f517e7f84d3e20a7",
+    ("reference", "mnist"): "3c200743e2e46431",
+    ("reference", "fashion"): "c00e7626623bee6f",
+    ("reference", "celeba"): "37201e0ac1249c58",
+    ("quick", "mnist"): "4fa3443286703d16",
+    ("quick", "fashion"): "35daf32a002c1d9b",
+    ("quick", "celeba"): "dca5f35f24293082",
+}
+
+
+@pytest.mark.parametrize(("preset", "dataset"), list(PRESET_DIGESTS))
+def test_presets_are_unchanged(preset, dataset):
+    text = json.dumps({prior: preset_config(preset, dataset, prior).to_dict() for prior in PRIORS},
+                      sort_keys=True)
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == PRESET_DIGESTS[preset, dataset]
+
+
+def test_every_shipped_config_file_is_its_preset():
+    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+        dataset, prior = path.stem.split("-")
+        assert load_config(path).to_dict() == preset_config("paper", dataset, prior).to_dict()
