@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,23 @@ def test_mnist_test_split(data_root):
     assert s.data.mean().item() == pytest.approx(0.1325, abs=1e-3)  # scaled by 1/255 (SM D.1)
     assert s.labels.dtype == torch.long and s.labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert torch.bincount(s.labels).numel() == 10
+
+
+def _sha256(s: TensorImageSet) -> str:
+    h = hashlib.sha256(s.data.numpy().tobytes())
+    h.update(s.labels.numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_real_loading_is_bitwise_unchanged(data_root):
+    # sha256 of (float32 images, int64 labels) as loaded through torchvision's MNIST classes before
+    # ladder.data read the idx files itself
+    assert _sha256(load_dataset("mnist", "test", root=data_root)) == (
+        "8c26786d4955bfbe4b1bc0048b3bedb22913ad773005ea62cd29f5c431131685"
+    )
+    assert _sha256(load_dataset("fashion", "test", root=data_root, n=300, seed=0)) == (
+        "8ac3dafae8e4bdba47bc98e35c0412e943b341e543812a3027964e4a4c0fe72d"
+    )
 
 
 def test_subset_is_seeded_balanced_and_consistent(monkeypatch, data_root):
