@@ -11,12 +11,13 @@ long indices of those images in the set.
   cache file (``cache_dir``).
 
 Data root: an explicit ``root``, else ``$LADDER_DATA``, else a per-user cache folder
-(:func:`resolve_data_root`), in torchvision's layout. Nothing is downloaded unless
-``download=True``.
+(:func:`resolve_data_root`), in torchvision's layout (MNIST and Fashion: the uncompressed idx
+files in ``raw/``, see :func:`read_idx`). Nothing is downloaded unless ``download=True``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -52,11 +53,22 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+_IDX_SIZES = {  # bytes; the same for MNIST and Fashion-MNIST
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The data set's files are not under the data root (and downloading was not allowed or
     failed)."""
+
+
+class DatasetCorruptError(ValueError):
+    """A data set file is there but unreadable: not an idx file, truncated, or at odds with its
+    partner file (images against labels)."""
 
 
 def canonical_name(name: str) -> str:
@@ -89,8 +101,14 @@ def _not_found(what: str, root: Path, source: str, expected: list[str], why: str
     layout = "\n".join(f"    {root / e}" for e in expected)
     return (
         f"{what} not found under the data root {root} (from {source}){why}. Expected:\n{layout}\n"
-        f"Point ${ENV_VAR} (or root=) at a folder in torchvision's layout, or pass download=True "
-        "where downloading is allowed."
+        f"Point ${ENV_VAR} (or root=) at a folder in torchvision's layout, or, from Python, call "
+        "load_dataset(..., download=True) where downloading is allowed."
+    )
+
+
+def _corrupt(path: Path, what: str) -> DatasetCorruptError:
+    return DatasetCorruptError(
+        f"{path} is corrupt: {what}; replace it with the file from a fresh copy of the data set"
     )
 
 
@@ -221,22 +239,79 @@ def balanced_subset(labels: Tensor, n: int, seed: int = 0) -> Tensor:
     return perm[torch.argsort(key)[:n]]
 
 
+def read_idx(path: str | os.PathLike, ndim: int) -> Tensor:
+    """The uint8 array [d_1, ..., d_ndim] held by an idx file of unsigned bytes, the format of the
+    MNIST and Fashion-MNIST files: the magic number 0x0000080<ndim>, ``ndim`` big-endian uint32
+    sizes, then the d_1 * ... * d_ndim > 0 bytes in C order and nothing more. Anything else (an
+    empty, truncated or overlong file, a wrong magic number) raises :class:`DatasetCorruptError`."""
+    path = Path(path)
+    header = 4 * (ndim + 1)
+    magic = 0x800 + ndim
+    known = ""
+    if path.name in _IDX_SIZES:
+        known = f" (MNIST's and Fashion-MNIST's {path.name} is {_IDX_SIZES[path.name]} bytes)"
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(header)
+        found = int.from_bytes(head[:4], "big")
+        if len(head) >= 4 and found != magic:
+            what = f"wrong magic number 0x{found:08x} (idx{ndim}-ubyte files start 0x{magic:08x})"
+        elif len(head) < header:
+            what = f"truncated: {size} bytes, less than the {header}-byte header{known}"
+        else:
+            dims = [int.from_bytes(head[i : i + 4], "big") for i in range(4, header, 4)]
+            implied = header + math.prod(dims)
+            shape = " x ".join(map(str, dims))
+            if implied == header:
+                what = f"empty: its header ({shape}) gives no data{known}"
+            elif size == implied:
+                return torch.from_numpy(np.fromfile(f, np.uint8).reshape(dims))
+            else:
+                what = "truncated" if size < implied else "too long"
+                what += f": {size} bytes where its header ({shape}) implies {implied}{known}"
+    raise _corrupt(path, what)
+
+
 def _load_mnist_like(
     name: str, split: str, root: Path, source: str, download: bool
 ) -> tuple[Tensor, Tensor]:
+    """The uint8 images [N, 28, 28] and long labels [N] of a split, from the idx files in
+    ``<root>/<folder>/raw/`` only (SM D.1).
+
+    torchvision's legacy cache ``<folder>/processed/{training,test}.pt`` (written by torchvision
+    before 0.9, and preferred by its MNIST class to ``raw/`` whenever present) is never read: it
+    may be stale, and one source of the data, the one the layout documents, cannot disagree with
+    itself. ``download=True`` fetches missing ``raw/`` files through torchvision.
+    """
     cls, folder = _MNIST_LIKE[name]
     expected = [f"{folder}/raw/{f}" for f in _IDX_FILES[split]]
-    missing = not all((root / e).is_file() for e in expected)
-    if missing and not download:
-        raise DatasetNotFoundError(_not_found(f"{folder} {split} split", root, source, expected))
-    try:
-        ds = cls(str(root), train=split == "train", download=download)
-    except (RuntimeError, OSError) as err:  # torchvision's "Dataset not found" / download errors
-        why = f" ({type(err).__name__}: {err})"
-        raise DatasetNotFoundError(
-            _not_found(f"{folder} {split} split", root, source, expected, why)
-        ) from err
-    return ds.data, ds.targets
+    paths = [root / e for e in expected]
+    what = f"{folder} {split} split"
+    if download and not all(p.is_file() for p in paths):
+        try:
+            cls(str(root), train=split == "train", download=True)
+        except (RuntimeError, OSError) as err:  # no network, bad mirror, ...
+            why = f" and the download failed ({type(err).__name__}: {err})"
+            raise DatasetNotFoundError(_not_found(what, root, source, expected, why)) from err
+    if not all(p.is_file() for p in paths):
+        why = ""
+        if (root / folder / "processed").is_dir():
+            why = " (torchvision's legacy processed/ cache is there, but only raw/ is read)"
+        raise DatasetNotFoundError(_not_found(what, root, source, expected, why))
+    images_path, labels_path = paths
+    images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
+    if images.shape[1:] != DATASETS[name][1:]:
+        h, w = images.shape[1:]
+        raise _corrupt(images_path, f"its images are {h}x{w} pixels, not 28x28")
+    if len(labels) != len(images):
+        raise DatasetCorruptError(
+            f"{what} is inconsistent: {images_path} holds {len(images)} images but {labels_path} "
+            f"holds {len(labels)} labels; replace both files with those from a fresh copy of the "
+            "data set"
+        )
+    if labels.max() > 9:  # ten classes
+        raise _corrupt(labels_path, f"label {int(labels.max())} is not a class 0-9")
+    return images, labels.long()
 
 
 # ---------------------------------------------------------------------------------------------
