@@ -48,9 +48,12 @@ also differs from the bound at first order, by about reg_covar/2 sum_k N_k tr(E[
 
 Convergence. scikit-learn stops when the change of the *total* bound is below ``tol``; by default
 (``tol_per_sample=True``) we divide the change by N first, so that the warm-started refit at the
-end of every epoch stops after a few iterations whatever N is. A warm-started fit compares its first
-iteration against -inf (scikit-learn compares it against the previous fit's bound, which may be on
-other data), so it always runs at least two iterations.
+end of every epoch stops after a few iterations whatever N is. As in scikit-learn, a warm-started fit
+compares its first iteration with the previous fit's ``lower_bound_`` (even if that was on other
+data), so repeated ``fit`` calls with ``max_iter=1`` end with ``converged_`` set, and a refit on
+data the model already fits can stop after one iteration. Across data sets the two bounds differ by
+the constant above (it depends on N and on the data-dependent priors), so such a first comparison
+matches scikit-learn's only on the same N and priors.
 
 Use in the loss (Eq (7)): :meth:`DPGMM.log_prob` is differentiable in t; ``kind="bound"`` is the
 per-point term of Eq (6), log sum_k exp(E_q[log w_k] + E_q[log N(t | mu_k, Lambda_k^-1)]), which
@@ -389,6 +392,8 @@ class DPGMM:
         Xc = X - center
         phi = self._features(Xc)
         gen = self._generator(X.device)
+        # as scikit-learn, a warm start's first iteration is compared with the previous fit's bound
+        previous = self.lower_bound_ if warm else -math.inf
         best: tuple[float, _Params, list[float], int, bool] | None = None
         for _ in range(1 if warm else self.n_init):
             if warm:
@@ -396,7 +401,7 @@ class DPGMM:
             else:
                 resp = init_resp if init_resp is not None else self._init_resp(Xc, gen)
                 params = self._m_step(resp.T @ phi, center)
-            lower_bound, bounds, converged = -math.inf, [], False
+            lower_bound, bounds, converged = previous, [], False
             for _ in range(self.max_iter):
                 resp, entropy = self._e_step(phi, params)
                 stats = resp.T @ phi
@@ -407,6 +412,7 @@ class DPGMM:
                 if abs(change) / (n if self.tol_per_sample else 1) < self.tol:
                     converged = True
                     break
+            lower_bound = bounds[-1] if bounds else -math.inf  # max_iter=0: no bound, as sklearn
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, bounds, len(bounds), converged)
         assert best is not None
