@@ -667,7 +667,7 @@ class DPGMM:
         """(N, K) squared Mahalanobis distances of the rows of ``flat`` under E[Lambda_k]."""
         n, d = flat.shape
         if d <= max_quadratic_d:
-            u = flat.double() - c["center64"]
+            u = _offset64(flat, c["center64"])
             return (_quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
         k = c["m_chol"].shape[0]
         with torch.autocast(flat.device.type, enabled=False):  # in t's dtype under bf16 training
@@ -709,17 +709,26 @@ class DPGMM:
         * ``"predictive"``: the posterior predictive, sum_k w_k St(t | m_k, L_k, nu_k + 1 - d)
           (Bishop 10.81-10.82).
 
-        NaN in t gives NaN out; no check here, as it runs every training step. The training kinds
-        ("bound", "plugin") in up to ``MAX_QUADRATIC_D`` dimensions take a fused path with the
-        same values and a hand-written gradient (:class:`_QuadraticLogSumExp`)."""
+        NaN in t gives NaN out; no check here, as it runs every training step. An infinite
+        coordinate, or a point whose distance to every component overflows t's dtype, gives -inf
+        (density 0). The training kinds ("bound", "plugin") in up to ``MAX_QUADRATIC_D``
+        dimensions take a fused path with the same values and a hand-written gradient
+        (:class:`_QuadraticLogSumExp`)."""
         t = self._points(t, kind)
         d = t.shape[-1]
         if kind in _FUSED_KINDS and d <= MAX_QUADRATIC_D:
             c = self._derived(t.dtype, t.device)
-            flat = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
-                                             c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
-            return flat.view(t.shape[:-1])
-        return logsumexp(self._component_log_prob(t, kind), -1)
+            out = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
+                                            c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
+            out = out.view(t.shape[:-1])
+        else:
+            out = logsumexp(self._component_log_prob(t, kind), -1)
+        if t.dtype == torch.float64 or d > MAX_QUADRATIC_D:
+            # NaN from a point without NaN is an overflow to inf - inf of its distances (an
+            # infinite coordinate, or one past ~1e154); below float64 in up to MAX_QUADRATIC_D
+            # dimensions (the training path) the float64 distances cannot overflow (_offset64)
+            out = out.masked_fill(out.isnan() & ~t.isnan().any(-1), -math.inf)
+        return out
 
     def score_samples(self, X: Any) -> Tensor:
         """scikit-learn's ``score_samples``: ``log_prob(X, "bound")`` per row, in ``dtype``."""
@@ -893,6 +902,14 @@ class DPGMM:
                 f"device={self.device})")
 
 
+def _offset64(t: Tensor, center: Tensor) -> Tensor:
+    """t - center in float64 with infinite coordinates clamped to t's largest finite value. Below
+    float64 the quadratic form of such an offset still fits in float64, and in t's dtype it is
+    -inf (a density of 0) instead of the NaN of inf - inf."""
+    big = torch.finfo(t.dtype).max
+    return (t.double() - center).clamp_(-big, big)
+
+
 def _quadratic_features(u: Tensor, pairs: Tensor) -> Tensor:
     """phi(u) = [u_i u_j (i <= j), u_i, 1] of the rows of u, (N, d (d + 3) / 2 + 1)."""
     i, j = pairs
@@ -913,10 +930,12 @@ class _QuadraticLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: Tensor, center: Tensor, pairs: Tensor, affine: Tensor,  # noqa: ANN001
                 prec_flat: Tensor, prec_m: Tensor) -> Tensor:
-        u = t.double() - center
+        u = _offset64(t, center)
         a = (_quadratic_features(u, pairs) @ affine).to(t.dtype)
         top = a.amax(-1, keepdim=True)
-        r = a.sub_(top).clamp_(min=EXPONENT_FLOOR).exp_()
+        # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
+        # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)
+        r = a.sub_(top.clamp(min=torch.finfo(a.dtype).min)).clamp_(min=EXPONENT_FLOOR).exp_()
         total = r.sum(-1, keepdim=True)
         out = (total.log() + top).squeeze(-1)
         ctx.save_for_backward(u, r.div_(total), prec_flat, prec_m)

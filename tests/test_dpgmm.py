@@ -573,3 +573,29 @@ def test_fused_log_prob_matches_autograd_through_the_components(kind):
         (plain * weights).sum().backward()
         scale = plain_t.grad.abs().max()
         torch.testing.assert_close(fused_t.grad / scale, plain_t.grad / scale, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("d", [2, 12])  # the quadratic-feature paths (fused or not), Cholesky's
+def test_log_prob_of_far_and_infinite_points_is_minus_infinity(d):
+    """A point whose distance to every component overflows t's dtype (a coordinate of 3e4 in
+    float16, 1e20 in float32, 1e160 in float64) or an infinite one has density 0: -inf, never NaN;
+    NaN stays NaN and the other rows of the batch keep their values."""
+    m = DPGMM.paper_prior(d, n_components=4, random_state=0, max_iter=20).fit(
+        blobs(200, d, 3, seed=d))
+    for dtype, far in ((torch.float16, 3e4), (torch.bfloat16, 1e20), (torch.float32, 1e20),
+                       (torch.float32, 3e38), (torch.float64, 1e160), (torch.float64, 1e300)):
+        t = torch.zeros(7, d, dtype=dtype)
+        t[1, 0], t[2], t[3, -1], t[4, 0], t[6, 0] = far, -far, math.inf, -math.inf, math.nan
+        t[5, 0], t[5, -1] = math.inf, -math.inf
+        for kind in ("bound", "plugin", "predictive"):
+            out = m.log_prob(t, kind)
+            assert torch.isneginf(out[1:6]).all(), (dtype, far, kind, out)
+            assert torch.isnan(out[6]) and torch.isfinite(out[0]), (dtype, kind, out)
+            torch.testing.assert_close(out[:1], m.log_prob(t[:1], kind))
+    # in float64 a point at 1e20 is far but its log density is finite (polynomial for the
+    # predictive's Student-t)
+    t = torch.zeros(2, d, dtype=torch.float64)
+    t[1, 0] = 1e20
+    for kind in ("bound", "plugin", "predictive"):
+        out = m.log_prob(t, kind)
+        assert torch.isfinite(out).all() and out[1] < out[0] - 100, (kind, out)
