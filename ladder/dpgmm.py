@@ -48,12 +48,11 @@ also differs from the bound at first order, by about reg_covar/2 sum_k N_k tr(E[
 
 Convergence. scikit-learn stops when the change of the *total* bound is below ``tol``; by default
 (``tol_per_sample=True``) we divide the change by N first, so that the warm-started refit at the
-end of every epoch stops after a few iterations whatever N is. As in scikit-learn, a warm-started fit
-compares its first iteration with the previous fit's ``lower_bound_`` (even if that was on other
-data), so repeated ``fit`` calls with ``max_iter=1`` end with ``converged_`` set, and a refit on
-data the model already fits can stop after one iteration. Across data sets the two bounds differ by
-the constant above (it depends on N and on the data-dependent priors), so such a first comparison
-matches scikit-learn's only on the same N and priors.
+end of every epoch stops after a few iterations whatever N is. As in scikit-learn, a warm-started
+fit compares its first iteration with the previous fit's ``lower_bound_`` (even one on other data),
+so repeated ``fit`` calls with ``max_iter=1`` end with ``converged_`` set, and a refit on data the
+model already fits can stop after one iteration. The constant above depends on N and on the
+data-dependent priors, so on other data that first comparison can differ from scikit-learn's.
 
 Use in the loss (Eq (7)): :meth:`DPGMM.log_prob` is differentiable in t; ``kind="bound"`` is the
 per-point term of Eq (6), log sum_k exp(E_q[log w_k] + E_q[log N(t | mu_k, Lambda_k^-1)]), which

@@ -18,6 +18,7 @@ from ladder.plots.slp import (
 )
 from ladder.slp import (
     PRESETS,
+    SLPConfig,
     SLPWeights,
     decode_path,
     objective_terms,
@@ -186,6 +187,62 @@ def test_input_checks():
         )
     with pytest.raises(ValueError, match="log_prob must map"):
         shortest_likely_path(lambda x: x, torch.zeros(2), torch.ones(2), iters=5)
+
+
+def _never_called(x: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("log_prob was called before the caller's inputs were checked")
+
+
+A, B = torch.tensor([0.0, 1.0]), torch.tensor([1.0, -1.0])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(start=A.half(), end=B.half()), "are torch.float16: .* half precision"),
+    (dict(start=A.bfloat16(), end=B.bfloat16()), "are torch.bfloat16"),
+    (dict(lr=math.inf), "lr must be a finite number > 0, got inf"),
+    (dict(lr=math.nan), "lr must be a finite number > 0, got nan"),
+    (dict(lr=-0.1), "lr must be"),
+    (dict(iters=2.5), "iters is an int >= 0, got 2.5"),
+    (dict(n_steps=0), "n_steps is the number of interior points, an int >= 1, got 0"),
+    (dict(weights=(1.0, math.nan, 1.0)), r"weights \(length, step_std, log_lik\) must be finite"),
+    (dict(weights=(-1.0, 1.0, 1.0)), "must be finite numbers >= 0"),
+    (dict(preset=SLPConfig(betas=(1.0, 0.9))), r"betas must be two numbers in \[0, 1\)"),
+    (dict(preset=SLPConfig(grad_clip=math.inf)), "grad_clip must be None or"),
+    (dict(init=torch.full((8, 2), math.nan)), "init contains NaN or infinity"),
+    (dict(init=torch.full((8, 2), 1e39, dtype=torch.float64)), r"init contains NaN or infinity "
+                                                               r"\(in torch.float32\)"),
+    (dict(start=torch.tensor([-1e20, 0.0]), end=torch.tensor([1e20, 0.0])),
+     r"initial path of pair\(s\) \[0\] is too long for torch.float32: its length terms "
+     "overflow"),
+    (dict(start=torch.tensor([[0.0, 0.0], [-3e38, 0.0]]), end=torch.tensor([[1.0, 0.0],
+                                                                            [3e38, 0.0]])),
+     r"pair\(s\) \[1\] is too long"),
+])
+def test_the_callers_inputs_are_checked_before_log_prob(kwargs, match):
+    """Each caller's error is named in one line before log_prob runs (it used to be blamed)."""
+    kwargs = {"start": A, "end": B, "iters": 3, **kwargs}
+    with pytest.raises(ValueError, match=match) as err:
+        shortest_likely_path(_never_called, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_a_half_precision_endpoint_promoted_to_float32_is_accepted():
+    res = shortest_likely_path(ring().log_prob, A.bfloat16(), B, iters=3)
+    assert res.path.dtype == torch.float32 and torch.isfinite(res.path).all()
+
+
+def test_non_finite_terms_are_named():
+    """After the checks, a non-finite objective names its term: log_prob's value, or its
+    gradient."""
+    dist = ring()
+    with pytest.raises(ValueError, match=r"log_prob is not finite at iteration 0 .* is -inf"):
+        shortest_likely_path(lambda x: dist.log_prob(x) - math.inf, A, B, iters=3)
+
+    def no_gradient(x: torch.Tensor) -> torch.Tensor:
+        return dist.log_prob(x) + (x * 0.0).sqrt().sum(-1)  # d sqrt(x)/dx = inf at 0
+
+    with pytest.raises(ValueError, match="the objective's gradient is not finite at iteration 0"):
+        shortest_likely_path(no_gradient, torch.zeros(2), torch.ones(2), iters=3)
 
 
 def test_custom_init_and_weights_override_the_preset():
