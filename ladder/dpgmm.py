@@ -175,6 +175,20 @@ def _check_keys(part: Any, keys: set[str], name: str) -> None:
                               f"has unknown keys {unknown}" if unknown else "") if text))
 
 
+def _singular_to_rounding(X: Tensor, cov: Tensor) -> bool:
+    """Whether the covariance ``cov`` of the rows of X is singular up to its rounding: a feature
+    whose spread is within n eps of its magnitude (constant but for rounding), or a correlation
+    matrix with an eigenvalue within n d eps of 0 (e.g. duplicated or collinear points), where
+    an exact test would pass or fail by the luck of the last bits."""
+    n, d = X.shape
+    eps = torch.finfo(X.dtype).eps
+    std = cov.diagonal().sqrt()
+    if bool((std <= n * eps * X.abs().amax(0)).any()):
+        return True
+    corr = cov / (std[:, None] * std[None, :])
+    return float(torch.linalg.eigvalsh(corr).min()) <= n * d * eps
+
+
 def _log_wishart_norm(logdet_scale_inv: Tensor, nu: Tensor, d: int) -> Tensor:
     """log B(W, nu) of the Wishart W(Lambda | W, nu) (Bishop B.79), given log|W^-1|."""
     i = torch.arange(d, dtype=nu.dtype, device=nu.device)
@@ -377,10 +391,11 @@ class DPGMM:
                 raise ValueError("the data-dependent covariance_prior needs at least 2 samples; "
                                  "pass covariance_prior or use DPGMM.paper_prior")
             cov = torch.cov(X.T).reshape(d, d)
-            if torch.linalg.cholesky_ex(cov).info != 0:
-                raise ValueError("the data covariance is singular (e.g. identical or collinear "
-                                 "points), so the data-dependent covariance_prior is not positive "
-                                 "definite; pass covariance_prior or use DPGMM.paper_prior")
+            if _singular_to_rounding(X, cov):
+                raise ValueError("the data covariance is singular (e.g. a constant feature, "
+                                 "identical or collinear points), so the data-dependent "
+                                 "covariance_prior is not positive definite; pass "
+                                 "covariance_prior or use DPGMM.paper_prior")
             self.covariance_prior_ = cov
         else:
             self.covariance_prior_ = self.covariance_prior.to(X.device, X.dtype)

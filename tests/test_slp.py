@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
+from sklearn.exceptions import ConvergenceWarning
 from torch import distributions as D
 from torch import nn
 
+from ladder.dpgmm import DPGMM
 from ladder.plots.slp import (
     plot_interpolation_strips,
     plot_objective_curves,
@@ -296,3 +301,47 @@ def test_figures_build():
     fig = plot_interpolation_strips(torch.rand(10, 3, 6, 6), torch.rand(10, 3, 6, 6))
     assert len(fig.axes) == 2
     fig.savefig(__import__("io").BytesIO(), format="png")
+
+
+_DPGMMS: dict[int, DPGMM] = {}
+
+
+def two_blob_dpgmm(d: int) -> DPGMM:
+    """A DP-GMM hyper prior fitted to two blobs in R^d (cached per d)."""
+    if d not in _DPGMMS:
+        g = torch.Generator().manual_seed(d)
+        X = torch.cat([torch.randn(100, d, generator=g) - 2, torch.randn(100, d, generator=g) + 2])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _DPGMMS[d] = DPGMM.paper_prior(d, n_components=4, random_state=0, max_iter=20).fit(
+                X.double())
+    return _DPGMMS[d]
+
+
+@settings(deadline=None, max_examples=25)
+@given(d=st.integers(1, 4), pairs=st.integers(0, 3), n_steps=st.integers(1, 4),
+       ends=st.sampled_from(["random", "equal", "far"]), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([torch.float32, torch.float64]),
+       kind=st.sampled_from(["bound", "plugin", "predictive"]))
+def test_slp_paths_have_the_right_shape_and_their_endpoints(d, pairs, n_steps, ends, seed, dtype,
+                                                            kind):
+    """For random d, one pair [d] or a batch [P, d], equal, random or far (up to 1e15 apart)
+    endpoints, the path under the DP-GMM is finite, [.., J+2, d], with the endpoints bit-exact;
+    a pair with equal endpoints stays the constant path."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (d,) if pairs == 0 else (pairs, d)
+    start = (torch.randn(shape, generator=g) * 3).to(dtype)
+    end = {
+        "random": lambda: (torch.randn(shape, generator=g) * 3).to(dtype),
+        "equal": lambda: start.clone(),
+        "far": lambda: start + (10.0 ** torch.empty(shape).uniform_(3, 15, generator=g)
+                                * torch.randn(shape, generator=g).sign()).to(dtype),
+    }[ends]()
+    dpgmm = two_blob_dpgmm(d)
+    res = shortest_likely_path(lambda t: dpgmm.log_prob(t, kind), start, end, n_steps=n_steps,
+                               iters=5)
+    assert res.path.shape == (*shape[:-1], n_steps + 2, d) and res.path.dtype == dtype
+    assert torch.equal(res.path[..., 0, :], start) and torch.equal(res.path[..., -1, :], end)
+    assert torch.isfinite(res.path).all()
+    if ends == "equal":
+        assert torch.equal(res.path, start.unsqueeze(-2).expand_as(res.path))
