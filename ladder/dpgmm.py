@@ -461,7 +461,8 @@ class DPGMM:
                 if abs(change) / (n if self.tol_per_sample else 1) < self.tol:
                     converged = True
                     break
-            lower_bound = bounds[-1] if bounds else -math.inf  # max_iter=0: no bound, as sklearn
+            if not bounds:  # max_iter=0 computes no bound, as in scikit-learn
+                lower_bound = -math.inf
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, bounds, len(bounds), converged)
         assert best is not None
@@ -975,7 +976,7 @@ class DPGMM:
         if not isinstance(fitted["converged_"], bool):
             raise _damaged(f"entry converged_ must be a bool, got {fitted['converged_']!r:.60}")
         n_iter = fitted["n_iter_"]
-        if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
             raise _damaged(f"entry n_iter_ must be an int >= 0, got {n_iter!r:.60}")
         self.device = torch.device(dev)
         self._params = _Params(t["weight_concentration_a"], t["weight_concentration_b"],
@@ -987,7 +988,7 @@ class DPGMM:
         self.degrees_of_freedom_prior_ = float(fitted["degrees_of_freedom_prior_"])
         self.lower_bound_ = float(bound)
         self.lower_bounds_ = [float(b) for b in bounds]
-        self.converged_, self.n_iter_ = fitted["converged_"], n_iter
+        self.converged_, self.n_iter_ = fitted["converged_"], int(n_iter)
 
     def __repr__(self) -> str:
         state = f"fitted, d={self.n_features_in_}" if self.is_fitted else "not fitted"
