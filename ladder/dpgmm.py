@@ -48,9 +48,11 @@ also differs from the bound at first order, by about reg_covar/2 sum_k N_k tr(E[
 
 Convergence. scikit-learn stops when the change of the *total* bound is below ``tol``; by default
 (``tol_per_sample=True``) we divide the change by N first, so that the warm-started refit at the
-end of every epoch stops after a few iterations whatever N is. A warm-started fit compares its first
-iteration against -inf (scikit-learn compares it against the previous fit's bound, which may be on
-other data), so it always runs at least two iterations.
+end of every epoch stops after a few iterations whatever N is. As in scikit-learn, a warm-started
+fit compares its first iteration with the previous fit's ``lower_bound_`` (even one on other data),
+so repeated ``fit`` calls with ``max_iter=1`` end with ``converged_`` set, and a refit on data the
+model already fits can stop after one iteration. The constant above depends on N and on the
+data-dependent priors, so on other data that first comparison can differ from scikit-learn's.
 
 Use in the loss (Eq (7)): :meth:`DPGMM.log_prob` is differentiable in t; ``kind="bound"`` is the
 per-point term of Eq (6), log sum_k exp(E_q[log w_k] + E_q[log N(t | mu_k, Lambda_k^-1)]), which
@@ -124,18 +126,67 @@ def _matrix_or_none(value: Any, name: str, ndim: int) -> Tensor | None:
     if isinstance(value, Tensor):
         out = value.detach().to("cpu", torch.float64)
     else:
-        out = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        try:
+            out = torch.as_tensor(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an array of numbers, got {value!r:.60}") from None
     if out.ndim != ndim or (ndim == 2 and out.shape[0] != out.shape[1]) or out.numel() == 0:
         want = "(n_features,)" if ndim == 1 else "(n_features, n_features)"
         raise ValueError(f"{name} must have shape {want}, got {tuple(out.shape)}")
     if not torch.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if ndim == 2:
-        if not torch.allclose(out, out.T, rtol=1e-10, atol=0.0):
-            raise ValueError(f"{name} must be symmetric")
-        if torch.linalg.cholesky_ex(out).info != 0:
-            raise ValueError(f"{name} must be positive definite")
+        problem = _spd_problems(out[None])[0]
+        if problem:
+            raise ValueError(f"{name} must be {problem}")
     return out
+
+
+def _spd_problems(mats: Tensor, rtol: float = 1e-10) -> list[str]:
+    """For each of the matrices (..., d, d): "" if symmetric (to ``rtol``) and positive
+    definite, else what it is not ("symmetric" or "positive definite")."""
+    symmetric = torch.isclose(mats, mats.mT, rtol=rtol, atol=0.0).flatten(-2).all(-1)
+    definite = torch.linalg.cholesky_ex(mats).info == 0
+    return ["" if s and p else "symmetric" if not s else "positive definite"
+            for s, p in zip(symmetric.flatten().tolist(), definite.flatten().tolist(),
+                            strict=True)]
+
+
+def _is_real(value: Any) -> bool:
+    """A Python or numpy real number (not a bool), NaN excluded."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and not math.isnan(value))
+
+
+def _damaged(what: str) -> ValueError:
+    return ValueError(f"DPGMM state {what}; the state is damaged and was not loaded: load "
+                      "another copy or refit the DP-GMM")
+
+
+def _check_keys(part: Any, keys: set[str], name: str) -> None:
+    """``part`` of a state is a dict with exactly ``keys``; else a ValueError naming the
+    difference."""
+    if not isinstance(part, dict):
+        raise _damaged(f"{name} must be a dict, got {type(part).__name__}")
+    missing, unknown = sorted(keys - set(part)), sorted(map(str, set(part) - keys))
+    if missing or unknown:
+        raise _damaged(f"{name} " + " and ".join(
+            text for text in (f"lacks {missing}" if missing else "",
+                              f"has unknown keys {unknown}" if unknown else "") if text))
+
+
+def _singular_to_rounding(X: Tensor, cov: Tensor) -> bool:
+    """Whether the covariance ``cov`` of the rows of X is singular up to its rounding: a feature
+    whose spread is within n eps of its magnitude (constant but for rounding), or a correlation
+    matrix with an eigenvalue within n d eps of 0 (e.g. duplicated or collinear points), where
+    an exact test would pass or fail by the luck of the last bits."""
+    n, d = X.shape
+    eps = torch.finfo(X.dtype).eps
+    std = cov.diagonal().sqrt()
+    if bool((std <= n * eps * X.abs().amax(0)).any()):
+        return True
+    corr = cov / (std[:, None] * std[None, :])
+    return float(torch.linalg.eigvalsh(corr).min()) <= n * d * eps
 
 
 def _log_wishart_norm(logdet_scale_inv: Tensor, nu: Tensor, d: int) -> Tensor:
@@ -340,10 +391,11 @@ class DPGMM:
                 raise ValueError("the data-dependent covariance_prior needs at least 2 samples; "
                                  "pass covariance_prior or use DPGMM.paper_prior")
             cov = torch.cov(X.T).reshape(d, d)
-            if torch.linalg.cholesky_ex(cov).info != 0:
-                raise ValueError("the data covariance is singular (e.g. identical or collinear "
-                                 "points), so the data-dependent covariance_prior is not positive "
-                                 "definite; pass covariance_prior or use DPGMM.paper_prior")
+            if _singular_to_rounding(X, cov):
+                raise ValueError("the data covariance is singular (e.g. a constant feature, "
+                                 "identical or collinear points), so the data-dependent "
+                                 "covariance_prior is not positive definite; pass "
+                                 "covariance_prior or use DPGMM.paper_prior")
             self.covariance_prior_ = cov
         else:
             self.covariance_prior_ = self.covariance_prior.to(X.device, X.dtype)
@@ -389,6 +441,8 @@ class DPGMM:
         Xc = X - center
         phi = self._features(Xc)
         gen = self._generator(X.device)
+        # as scikit-learn, a warm start's first iteration is compared with the previous fit's bound
+        previous = self.lower_bound_ if warm else -math.inf
         best: tuple[float, _Params, list[float], int, bool] | None = None
         for _ in range(1 if warm else self.n_init):
             if warm:
@@ -396,7 +450,7 @@ class DPGMM:
             else:
                 resp = init_resp if init_resp is not None else self._init_resp(Xc, gen)
                 params = self._m_step(resp.T @ phi, center)
-            lower_bound, bounds, converged = -math.inf, [], False
+            lower_bound, bounds, converged = previous, [], False
             for _ in range(self.max_iter):
                 resp, entropy = self._e_step(phi, params)
                 stats = resp.T @ phi
@@ -407,6 +461,8 @@ class DPGMM:
                 if abs(change) / (n if self.tol_per_sample else 1) < self.tol:
                     converged = True
                     break
+            if not bounds:  # max_iter=0 computes no bound, as in scikit-learn
+                lower_bound = -math.inf
             if best is None or lower_bound > best[0]:
                 best = (lower_bound, params, bounds, len(bounds), converged)
         assert best is not None
@@ -661,7 +717,7 @@ class DPGMM:
         """(N, K) squared Mahalanobis distances of the rows of ``flat`` under E[Lambda_k]."""
         n, d = flat.shape
         if d <= max_quadratic_d:
-            u = flat.double() - c["center64"]
+            u = _offset64(flat, c["center64"])
             return (_quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
         k = c["m_chol"].shape[0]
         with torch.autocast(flat.device.type, enabled=False):  # in t's dtype under bf16 training
@@ -703,17 +759,26 @@ class DPGMM:
         * ``"predictive"``: the posterior predictive, sum_k w_k St(t | m_k, L_k, nu_k + 1 - d)
           (Bishop 10.81-10.82).
 
-        NaN in t gives NaN out; no check here, as it runs every training step. The training kinds
-        ("bound", "plugin") in up to ``MAX_QUADRATIC_D`` dimensions take a fused path with the
-        same values and a hand-written gradient (:class:`_QuadraticLogSumExp`)."""
+        NaN in t gives NaN out; no check here, as it runs every training step. An infinite
+        coordinate, or a point whose distance to every component overflows t's dtype, gives -inf
+        (density 0). The training kinds ("bound", "plugin") in up to ``MAX_QUADRATIC_D``
+        dimensions take a fused path with the same values and a hand-written gradient
+        (:class:`_QuadraticLogSumExp`)."""
         t = self._points(t, kind)
         d = t.shape[-1]
         if kind in _FUSED_KINDS and d <= MAX_QUADRATIC_D:
             c = self._derived(t.dtype, t.device)
-            flat = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
-                                             c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
-            return flat.view(t.shape[:-1])
-        return logsumexp(self._component_log_prob(t, kind), -1)
+            out = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
+                                            c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
+            out = out.view(t.shape[:-1])
+        else:
+            out = logsumexp(self._component_log_prob(t, kind), -1)
+        if t.dtype == torch.float64 or d > MAX_QUADRATIC_D:
+            # NaN from a point without NaN is an overflow to inf - inf of its distances (an
+            # infinite coordinate, or one past ~1e154); below float64 in up to MAX_QUADRATIC_D
+            # dimensions (the training path) the float64 distances cannot overflow (_offset64)
+            out = out.masked_fill(out.isnan() & ~t.isnan().any(-1), -math.inf)
+        return out
 
     def score_samples(self, X: Any) -> Tensor:
         """scikit-learn's ``score_samples``: ``log_prob(X, "bound")`` per row, in ``dtype``."""
@@ -820,7 +885,9 @@ class DPGMM:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved, onto ``self.device`` where it is set. Raises
-        ValueError for another format, another n_components or n_features, or bad shapes."""
+        ValueError, in one line naming the entry, for another format, another n_components or
+        n_features, or a damaged state (missing or unknown keys, wrong shapes or types, NaN or
+        infinity, parameters out of range, covariances that are not positive definite)."""
         if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
             raise ValueError("not a DPGMM state_dict (missing format key "
                              f"{_STATE_FORMAT!r}); pass the dict DPGMM.state_dict() returned")
@@ -828,13 +895,15 @@ class DPGMM:
             raise ValueError(f"DPGMM state version {state.get('version')!r} is not supported "
                              f"(expected {_STATE_VERSION})")
         hyper, fitted = state.get("hyper"), state.get("fitted")
-        if not isinstance(hyper, dict) or set(hyper) != set(_HYPER):
-            raise ValueError(f"DPGMM state 'hyper' must hold exactly {_HYPER}")
+        _check_keys(hyper, set(_HYPER), "'hyper'")
         if hyper["n_components"] != self.n_components:
             raise ValueError(f"the state has n_components={hyper['n_components']} but this DPGMM "
                              f"has {self.n_components}; build it with the state's value")
         d_self = self.n_features_in_
-        new = DPGMM(**hyper, device=self.device)  # validates the hyper-parameters
+        try:
+            new = DPGMM(**hyper, device=self.device)  # validates the hyper-parameters
+        except ValueError as err:
+            raise _damaged(f"'hyper': {err}") from None
         if fitted is not None:
             new._load_fitted(fitted, device=self.device)
         d_state = new.n_features_in_
@@ -844,19 +913,21 @@ class DPGMM:
         self.__dict__.update(new.__dict__)
 
     def _load_fitted(self, fitted: dict[str, Any], device: torch.device | None) -> None:
-        keys = set(_FITTED_TENSORS) | {
-            "weight_concentration_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_",
-            "lower_bound_", "lower_bounds_", "converged_", "n_iter_"}
-        if not isinstance(fitted, dict) or set(fitted) != keys:
-            raise ValueError(f"DPGMM state 'fitted' must hold exactly {sorted(keys)}")
+        """Check the fitted part of a state entry by entry (keys, types, shapes, finiteness,
+        the ranges of xi and SPD covariances), then restore it."""
+        scalars = ("weight_concentration_prior_", "mean_precision_prior_",
+                   "degrees_of_freedom_prior_")
+        _check_keys(fitted, set(_FITTED_TENSORS) | set(scalars) | {
+            "lower_bound_", "lower_bounds_", "converged_", "n_iter_"}, "'fitted'")
         for name in _FITTED_TENSORS:
-            if not isinstance(fitted[name], Tensor):
-                raise ValueError(f"DPGMM state entry {name} must be a tensor")
+            value = fitted[name]
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+                raise _damaged(f"entry {name} must be a floating tensor, got {got}")
         K = self.n_components
         means = fitted["means_"]
-        if means.ndim != 2 or means.shape[0] != K:
-            raise ValueError(f"DPGMM state means_ must have shape ({K}, d), got "
-                             f"{tuple(means.shape)}")
+        if means.ndim != 2 or means.shape[0] != K or means.shape[1] == 0:
+            raise _damaged(f"entry means_ must have shape ({K}, d), got {tuple(means.shape)}")
         d = means.shape[1]
         shapes = {"weight_concentration_a": (K,), "weight_concentration_b": (K,),
                   "mean_precision_": (K,), "degrees_of_freedom_": (K,),
@@ -864,10 +935,49 @@ class DPGMM:
                   "mean_prior_": (d,), "covariance_prior_": (d, d)}
         for name, shape in shapes.items():
             if tuple(fitted[name].shape) != shape:
-                raise ValueError(f"DPGMM state {name} must have shape {shape}, got "
-                                 f"{tuple(fitted[name].shape)}")
+                raise _damaged(f"entry {name} must have shape {shape}, got "
+                               f"{tuple(fitted[name].shape)}")
+        if self._prior_features() not in (None, d):
+            raise _damaged(f"'hyper' has priors of {self._prior_features()} features but the "
+                           f"fitted means_ have {d}")
         dev = device if device is not None else means.device
         t = {name: fitted[name].to(device=dev, dtype=self.dtype) for name in _FITTED_TENSORS}
+        for name, value in t.items():
+            if not bool(torch.isfinite(value).all()):
+                raise _damaged(f"entry {name} contains NaN or infinity (in {self.dtype})")
+        for name in scalars:
+            value = fitted[name]
+            low = d - 1 if name == "degrees_of_freedom_prior_" else 0
+            if not _is_real(value) or not low < value < math.inf:
+                raise _damaged(f"entry {name} must be a finite number > {low}, got {value!r}")
+        for name, low in (("weight_concentration_a", 0), ("weight_concentration_b", 0),
+                          ("mean_precision_", 0), ("degrees_of_freedom_", d - 1)):
+            if not bool((t[name] > low).all()):
+                raise _damaged(f"entry {name} must be > {low} everywhere, got "
+                               f"{t[name].min().item():.6g} at component "
+                               f"{int(t[name].argmin())}")
+        for name in ("covariances_", "covariance_prior_"):  # symmetric to rounding in dtype
+            problems = _spd_problems(t[name], rtol=torch.finfo(self.dtype).eps ** 0.5)
+            bad = [k for k, problem in enumerate(problems) if problem]
+            if bad:
+                which = f" (components {bad[:10]})" if name == "covariances_" else ""
+                raise _damaged(f"entry {name} is not {problems[bad[0]]}{which}")
+        chol = t["precisions_cholesky_"]
+        diag = torch.diagonal(chol, dim1=-2, dim2=-1)
+        if not bool((chol.tril(-1) == 0).all() and (diag > 0).all()):
+            raise _damaged("entry precisions_cholesky_ must be upper triangular with a positive "
+                           "diagonal")
+        bound, bounds = fitted["lower_bound_"], fitted["lower_bounds_"]
+        if not _is_real(bound) or not bound < math.inf:  # -inf: fitted with max_iter=0
+            raise _damaged(f"entry lower_bound_ must be a number below inf, got {bound!r:.60}")
+        if not isinstance(bounds, (list, tuple)) or not all(
+                _is_real(b) and math.isfinite(b) for b in bounds):
+            raise _damaged("entry lower_bounds_ must be a list of finite numbers")
+        if not isinstance(fitted["converged_"], bool):
+            raise _damaged(f"entry converged_ must be a bool, got {fitted['converged_']!r:.60}")
+        n_iter = fitted["n_iter_"]
+        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+            raise _damaged(f"entry n_iter_ must be an int >= 0, got {n_iter!r:.60}")
         self.device = torch.device(dev)
         self._params = _Params(t["weight_concentration_a"], t["weight_concentration_b"],
                                t["mean_precision_"], t["means_"], t["degrees_of_freedom_"],
@@ -876,15 +986,23 @@ class DPGMM:
         self.weight_concentration_prior_ = float(fitted["weight_concentration_prior_"])
         self.mean_precision_prior_ = float(fitted["mean_precision_prior_"])
         self.degrees_of_freedom_prior_ = float(fitted["degrees_of_freedom_prior_"])
-        self.lower_bound_ = float(fitted["lower_bound_"])
-        self.lower_bounds_ = [float(b) for b in fitted["lower_bounds_"]]
-        self.converged_, self.n_iter_ = bool(fitted["converged_"]), int(fitted["n_iter_"])
+        self.lower_bound_ = float(bound)
+        self.lower_bounds_ = [float(b) for b in bounds]
+        self.converged_, self.n_iter_ = fitted["converged_"], int(n_iter)
 
     def __repr__(self) -> str:
         state = f"fitted, d={self.n_features_in_}" if self.is_fitted else "not fitted"
         return (f"DPGMM(n_components={self.n_components}, "
                 f"weight_concentration_prior={self.weight_concentration_prior}, {state}, "
                 f"device={self.device})")
+
+
+def _offset64(t: Tensor, center: Tensor) -> Tensor:
+    """t - center in float64 with infinite coordinates clamped to t's largest finite value. Below
+    float64 the quadratic form of such an offset still fits in float64, and in t's dtype it is
+    -inf (a density of 0) instead of the NaN of inf - inf."""
+    big = torch.finfo(t.dtype).max
+    return (t.double() - center).clamp_(-big, big)
 
 
 def _quadratic_features(u: Tensor, pairs: Tensor) -> Tensor:
@@ -907,10 +1025,12 @@ class _QuadraticLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: Tensor, center: Tensor, pairs: Tensor, affine: Tensor,  # noqa: ANN001
                 prec_flat: Tensor, prec_m: Tensor) -> Tensor:
-        u = t.double() - center
+        u = _offset64(t, center)
         a = (_quadratic_features(u, pairs) @ affine).to(t.dtype)
         top = a.amax(-1, keepdim=True)
-        r = a.sub_(top).clamp_(min=EXPONENT_FLOOR).exp_()
+        # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
+        # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)
+        r = a.sub_(top.clamp(min=torch.finfo(a.dtype).min)).clamp_(min=EXPONENT_FLOOR).exp_()
         total = r.sum(-1, keepdim=True)
         out = (total.log() + top).squeeze(-1)
         ctx.save_for_backward(u, r.div_(total), prec_flat, prec_m)

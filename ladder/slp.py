@@ -21,6 +21,8 @@ summed over the J interior points only (no 1/J), gradients are clipped element-w
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -154,6 +156,64 @@ def _weights(weights: SLPWeights | Sequence[float]) -> SLPWeights:
     return SLPWeights(*(float(w) for w in weights))
 
 
+def _is_number(value: object, low: float, strict: bool) -> bool:
+    """A finite real number (not a bool) above ``low`` (``>= low`` unless ``strict``)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if strict else value >= low)
+    )
+
+
+def _check_config(cfg: SLPConfig) -> None:
+    """The optimiser settings of ``cfg``, each checked with a message naming it."""
+    for name, low in (("n_steps", 1), ("iters", 0)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            what = "the number of interior points, " if name == "n_steps" else ""
+            raise ValueError(f"{name} is {what}an int >= {low}, got {value!r}")
+    if not _is_number(cfg.lr, 0.0, strict=True):
+        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr!r}")
+    betas = cfg.betas
+    if not (isinstance(betas, Sequence) and len(betas) == 2
+            and all(_is_number(b, 0.0, strict=False) and b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if cfg.grad_clip is not None and not _is_number(cfg.grad_clip, 0.0, strict=True):
+        raise ValueError(f"grad_clip must be None or a finite number > 0, got {cfg.grad_clip!r}")
+    w = cfg.weights
+    if not all(_is_number(v, 0.0, strict=False) for v in (w.length, w.step_std, w.log_lik)):
+        raise ValueError(
+            f"weights (length, step_std, log_lik) must be finite numbers >= 0, got {w}"
+        )
+
+
+def _not_finite(terms: dict[str, Tensor], grad_ok: Tensor, it: int) -> ValueError:
+    """The error for a non-finite objective or gradient, naming the term it comes from."""
+
+    def pairs(ok: Tensor) -> str:
+        return f"at iteration {it} for pair(s) {torch.nonzero(~ok).flatten().tolist()[:10]}"
+
+    log_lik, objective = terms["log_lik"], terms["objective"]
+    finite = torch.isfinite(log_lik)
+    if not bool(finite.all()):
+        return ValueError(
+            f"log_prob is not finite {pairs(finite)} (its sum over the path is "
+            f"{log_lik[~finite][0].item()}): log_prob must be finite wherever the path can go "
+            "(check it at the endpoints and between them)"
+        )
+    finite = torch.isfinite(objective)
+    if not bool(finite.all()):  # log p is finite, so the length terms overflow
+        return ValueError(
+            f"the path's length terms overflow {objective.dtype} {pairs(finite)}: rescale the "
+            "codes, lower the weights or pass float64"
+        )
+    return ValueError(
+        f"the objective's gradient is not finite {pairs(grad_ok)}: log_prob must be "
+        "differentiable wherever the path can go (check it at the endpoints and between them)"
+    )
+
+
 def _length_and_std(path: Tensor) -> tuple[Tensor, Tensor]:
     """Path length and population std (ddof 0, as the reference) of the J+1 segment lengths."""
     seg = _safe_sqrt((path[:, 1:] - path[:, :-1]).pow(2).sum(-1))
@@ -257,8 +317,11 @@ def shortest_likely_path(
     visibly different, equally good paths after ~100 iterations.
 
     A pair with identical endpoints gets the constant path (its points are not moved):
-    the interpolation of a code with itself. A non-finite objective or gradient raises
-    ``ValueError`` instead of returning a NaN path. ``log_prob`` is evaluated under
+    the interpolation of a code with itself. The caller's inputs are checked before
+    ``log_prob`` is called: settings, finite float32 or float64 endpoints (half precision
+    cannot hold Adam's steps), a finite ``init`` and an initial path whose length terms fit
+    the dtype. A non-finite objective or gradient later raises ``ValueError`` naming the term
+    it comes from, instead of returning a NaN path. ``log_prob`` is evaluated under
     ``torch.enable_grad``, and only the path receives gradients (a model's ``.grad`` is
     left alone).
     """
@@ -273,12 +336,14 @@ def shortest_likely_path(
     if weights is not None:
         overrides["weights"] = _weights(weights)
     cfg = replace(preset, **overrides)
-    if cfg.n_steps < 1:
-        raise ValueError(f"n_steps is the number of interior points, >= 1, got {cfg.n_steps}")
-    if cfg.iters < 0 or cfg.lr <= 0:
-        raise ValueError(f"need iters >= 0 and lr > 0, got iters={cfg.iters}, lr={cfg.lr}")
+    _check_config(cfg)
 
     s, e, single = _as_pairs(start, end)
+    if torch.finfo(s.dtype).bits < 32:
+        raise ValueError(
+            f"start and end are {s.dtype}: Adam's steps (lr={cfg.lr}) and squared segment "
+            "lengths do not fit half precision; pass them as float32 (.float()) or float64"
+        )
     line = shortest_path(s, e, cfg.n_steps)[:, 1:-1]
     if isinstance(cfg.init, str):
         if cfg.init != "line":
@@ -292,12 +357,24 @@ def shortest_likely_path(
                 f"init must hold the interior points, {tuple(line.shape[int(single) :])}, "
                 f"got {tuple(torch.as_tensor(cfg.init).shape)}"
             )
+        if not bool(torch.isfinite(interior).all()):
+            raise ValueError(f"init contains NaN or infinity (in {s.dtype}); pass finite points")
     frozen = (s == e).all(-1)
     interior = torch.where(frozen[:, None, None], s[:, None], interior).requires_grad_(True)
     opt = torch.optim.Adam([interior], lr=cfg.lr, betas=cfg.betas)
 
     def full(x: Tensor) -> Tensor:
         return torch.cat([s[:, None], x, e[:, None]], dim=1)
+
+    with torch.no_grad():  # the caller's codes, before log_prob sees them
+        length, step_std = _length_and_std(full(interior))
+        size = cfg.weights.length * length + cfg.weights.step_std * step_std
+        if not bool(torch.isfinite(size).all()):
+            bad = torch.nonzero(~torch.isfinite(size)).flatten().tolist()
+            raise ValueError(
+                f"the initial path of pair(s) {bad[:10]} is too long for {s.dtype}: its length "
+                "terms overflow; rescale the codes or pass float64"
+            )
 
     history: dict[str, list[Tensor]] = {k: [] for k in TERMS}
     with torch.enable_grad():
@@ -306,16 +383,12 @@ def shortest_likely_path(
             for k in TERMS:
                 history[k].append(terms[k].detach())
             ok = torch.isfinite(terms["objective"])
+            grad_ok = torch.ones_like(ok)
             if it < cfg.iters:
                 (grad,) = torch.autograd.grad(terms["objective"].sum(), interior)
-                ok = ok & torch.isfinite(grad).flatten(1).all(-1)
-            if not bool(ok.all()):
-                bad = torch.nonzero(~ok).flatten().tolist()
-                raise ValueError(
-                    f"the SLP objective or its gradient is not finite at iteration {it} for "
-                    f"pair(s) {bad[:10]}: log_prob must be finite and differentiable wherever "
-                    "the path can go (check it at the endpoints and between them)"
-                )
+                grad_ok = torch.isfinite(grad).flatten(1).all(-1)
+            if not bool((ok & grad_ok).all()):
+                raise _not_finite(terms, grad_ok, it)
             if it == cfg.iters:
                 break
             if cfg.grad_clip is not None:

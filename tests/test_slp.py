@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
+from sklearn.exceptions import ConvergenceWarning
 from torch import distributions as D
 from torch import nn
 
+from ladder.dpgmm import DPGMM
 from ladder.plots.slp import (
     plot_interpolation_strips,
     plot_objective_curves,
@@ -18,6 +23,7 @@ from ladder.plots.slp import (
 )
 from ladder.slp import (
     PRESETS,
+    SLPConfig,
     SLPWeights,
     decode_path,
     objective_terms,
@@ -188,6 +194,62 @@ def test_input_checks():
         shortest_likely_path(lambda x: x, torch.zeros(2), torch.ones(2), iters=5)
 
 
+def _never_called(x: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("log_prob was called before the caller's inputs were checked")
+
+
+A, B = torch.tensor([0.0, 1.0]), torch.tensor([1.0, -1.0])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(start=A.half(), end=B.half()), "are torch.float16: .* half precision"),
+    (dict(start=A.bfloat16(), end=B.bfloat16()), "are torch.bfloat16"),
+    (dict(lr=math.inf), "lr must be a finite number > 0, got inf"),
+    (dict(lr=math.nan), "lr must be a finite number > 0, got nan"),
+    (dict(lr=-0.1), "lr must be"),
+    (dict(iters=2.5), "iters is an int >= 0, got 2.5"),
+    (dict(n_steps=0), "n_steps is the number of interior points, an int >= 1, got 0"),
+    (dict(weights=(1.0, math.nan, 1.0)), r"weights \(length, step_std, log_lik\) must be finite"),
+    (dict(weights=(-1.0, 1.0, 1.0)), "must be finite numbers >= 0"),
+    (dict(preset=SLPConfig(betas=(1.0, 0.9))), r"betas must be two numbers in \[0, 1\)"),
+    (dict(preset=SLPConfig(grad_clip=math.inf)), "grad_clip must be None or"),
+    (dict(init=torch.full((8, 2), math.nan)), "init contains NaN or infinity"),
+    (dict(init=torch.full((8, 2), 1e39, dtype=torch.float64)), r"init contains NaN or infinity "
+                                                               r"\(in torch.float32\)"),
+    (dict(start=torch.tensor([-1e20, 0.0]), end=torch.tensor([1e20, 0.0])),
+     r"initial path of pair\(s\) \[0\] is too long for torch.float32: its length terms "
+     "overflow"),
+    (dict(start=torch.tensor([[0.0, 0.0], [-3e38, 0.0]]), end=torch.tensor([[1.0, 0.0],
+                                                                            [3e38, 0.0]])),
+     r"pair\(s\) \[1\] is too long"),
+])
+def test_the_callers_inputs_are_checked_before_log_prob(kwargs, match):
+    """Each caller's error is named in one line before log_prob runs (it used to be blamed)."""
+    kwargs = {"start": A, "end": B, "iters": 3, **kwargs}
+    with pytest.raises(ValueError, match=match) as err:
+        shortest_likely_path(_never_called, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_a_half_precision_endpoint_promoted_to_float32_is_accepted():
+    res = shortest_likely_path(ring().log_prob, A.bfloat16(), B, iters=3)
+    assert res.path.dtype == torch.float32 and torch.isfinite(res.path).all()
+
+
+def test_non_finite_terms_are_named():
+    """After the checks, a non-finite objective names its term: log_prob's value, or its
+    gradient."""
+    dist = ring()
+    with pytest.raises(ValueError, match=r"log_prob is not finite at iteration 0 .* is -inf"):
+        shortest_likely_path(lambda x: dist.log_prob(x) - math.inf, A, B, iters=3)
+
+    def no_gradient(x: torch.Tensor) -> torch.Tensor:
+        return dist.log_prob(x) + (x * 0.0).sqrt().sum(-1)  # d sqrt(x)/dx = inf at 0
+
+    with pytest.raises(ValueError, match="the objective's gradient is not finite at iteration 0"):
+        shortest_likely_path(no_gradient, torch.zeros(2), torch.ones(2), iters=3)
+
+
 def test_custom_init_and_weights_override_the_preset():
     dist = ring()
     a, b = on_ring(200.0), on_ring(-20.0)
@@ -239,3 +301,47 @@ def test_figures_build():
     fig = plot_interpolation_strips(torch.rand(10, 3, 6, 6), torch.rand(10, 3, 6, 6))
     assert len(fig.axes) == 2
     fig.savefig(__import__("io").BytesIO(), format="png")
+
+
+_DPGMMS: dict[int, DPGMM] = {}
+
+
+def two_blob_dpgmm(d: int) -> DPGMM:
+    """A DP-GMM hyper prior fitted to two blobs in R^d (cached per d)."""
+    if d not in _DPGMMS:
+        g = torch.Generator().manual_seed(d)
+        X = torch.cat([torch.randn(100, d, generator=g) - 2, torch.randn(100, d, generator=g) + 2])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _DPGMMS[d] = DPGMM.paper_prior(d, n_components=4, random_state=0, max_iter=20).fit(
+                X.double())
+    return _DPGMMS[d]
+
+
+@settings(deadline=None, max_examples=25)
+@given(d=st.integers(1, 4), pairs=st.integers(0, 3), n_steps=st.integers(1, 4),
+       ends=st.sampled_from(["random", "equal", "far"]), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([torch.float32, torch.float64]),
+       kind=st.sampled_from(["bound", "plugin", "predictive"]))
+def test_slp_paths_have_the_right_shape_and_their_endpoints(d, pairs, n_steps, ends, seed, dtype,
+                                                            kind):
+    """For random d, one pair [d] or a batch [P, d], equal, random or far (up to 1e15 apart)
+    endpoints, the path under the DP-GMM is finite, [.., J+2, d], with the endpoints bit-exact;
+    a pair with equal endpoints stays the constant path."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (d,) if pairs == 0 else (pairs, d)
+    start = (torch.randn(shape, generator=g) * 3).to(dtype)
+    end = {
+        "random": lambda: (torch.randn(shape, generator=g) * 3).to(dtype),
+        "equal": lambda: start.clone(),
+        "far": lambda: start + (10.0 ** torch.empty(shape).uniform_(3, 15, generator=g)
+                                * torch.randn(shape, generator=g).sign()).to(dtype),
+    }[ends]()
+    dpgmm = two_blob_dpgmm(d)
+    res = shortest_likely_path(lambda t: dpgmm.log_prob(t, kind), start, end, n_steps=n_steps,
+                               iters=5)
+    assert res.path.shape == (*shape[:-1], n_steps + 2, d) and res.path.dtype == dtype
+    assert torch.equal(res.path[..., 0, :], start) and torch.equal(res.path[..., -1, :], end)
+    assert torch.isfinite(res.path).all()
+    if ends == "equal":
+        assert torch.equal(res.path, start.unsqueeze(-2).expand_as(res.path))
