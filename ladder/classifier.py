@@ -33,15 +33,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ladder.checkpoint import atomic_save
-from ladder.data import canonical_name, load_dataset
+from ladder.checkpoint import atomic_save, atomic_write
+from ladder.config import ConfigError, canonical_dataset
+from ladder.data import load_dataset
 
 __all__ = [
+    "CLASSIFIER_DATASETS",
     "ClassifierCacheError",
     "ClassifierNotFoundError",
     "LeNetClassifier",
     "accuracy",
     "classifier_cache_dir",
+    "classifier_dataset",
     "load_classifier",
     "prepare_images",
     "save_classifier",
@@ -52,6 +55,10 @@ __all__ = [
 
 HASH_LENGTH = 12
 """Hex digits of the SHA-256 weights hash kept in file names and result JSONs."""
+
+CLASSIFIER_DATASETS = ("mnist", "fashion")
+"""The datasets with an evaluation classifier: 28x28 greyscale. CelebA is scored by Inception
+FID."""
 
 
 class ClassifierNotFoundError(FileNotFoundError):
@@ -100,6 +107,24 @@ class LeNetClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``[B, n_classes]``."""
         return self.fc2(self.dropout(self.features(x)))
+
+
+def classifier_dataset(name: str) -> str:
+    """The canonical name (:func:`ladder.config.canonical_dataset`, so ``fmnist`` is ``fashion``)
+    of a dataset with an evaluation classifier; :class:`ValueError` naming the choices else."""
+    choices = ", ".join(CLASSIFIER_DATASETS)
+    try:
+        key = canonical_dataset(name)
+    except ConfigError:
+        raise ValueError(f"unknown dataset {name!r}; the evaluation classifier is for {choices} "
+                         "(or an alias such as fashion-mnist or fmnist)") from None
+    if key not in CLASSIFIER_DATASETS:
+        raise ValueError(
+            f"no evaluation classifier for {key}: it is for the 28x28 greyscale datasets "
+            f"({choices}); {key} is scored by Inception FID (`ladder evaluate "
+            "--inception-weights FILE`)"
+        )
+    return key
 
 
 def prepare_images(images: Tensor) -> Tensor:
@@ -247,12 +272,12 @@ def save_classifier(
     """Write weights to ``<cache>/classifiers/<dataset>-<hash>.pt`` and a JSON sidecar; return path.
 
     The ``.pt`` holds the state dict only (tensors), so ``torch.load(path, weights_only=True)``
-    reads it. ``<dataset>`` is the canonical name (:func:`ladder.data.canonical_name`:
+    reads it. ``<dataset>`` is the canonical name (:func:`classifier_dataset`:
     ``fashion-mnist`` is stored as ``fashion``). The sidecar records dataset, weights hash, test
     accuracy, architecture sizes, torch version, the UTC creation time and ``info`` (e.g. the
     training settings). Both are written atomically.
     """
-    dataset_name = canonical_name(dataset_name)
+    dataset_name = classifier_dataset(dataset_name)
     if not 0.0 <= float(accuracy) <= 1.0:
         raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy}")
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
@@ -273,9 +298,7 @@ def save_classifier(
         "info": info or {},
     }
     atomic_save(state, path)
-    json_tmp = path.with_suffix(".json.tmp")
-    json_tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(json_tmp, path.with_suffix(".json"))
+    atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return path
 
 
@@ -292,6 +315,7 @@ def train_and_cache(
     ``options`` go to :func:`train_classifier` (e.g. ``epochs``); the sidecar's ``info`` records
     the training settings, the training-set size, the device and the thread count. Returns (path,
     test accuracy)."""
+    dataset_name = classifier_dataset(dataset_name)
     train_set = load_dataset(dataset_name, "train", root=root)
     test_set = load_dataset(dataset_name, "test", root=root)
     model, acc = train_classifier(
@@ -337,7 +361,7 @@ def load_classifier(
     sidecar; otherwise, or if the file cannot be read, :class:`ClassifierCacheError` is raised.
     A missing classifier raises :class:`ClassifierNotFoundError` naming the command that trains one.
     """
-    dataset_name = canonical_name(dataset_name)
+    dataset_name = classifier_dataset(dataset_name)
     if path is None:
         path = _newest_cached(dataset_name, classifier_cache_dir(cache_dir))
     path = Path(path)

@@ -1,6 +1,9 @@
 """The ``ladder`` command line: ``train``, ``evaluate``, ``sample``, ``train-classifier``, ``config``.
 
-Run ``ladder COMMAND --help`` for each; ``python -m ladder`` is the same program.
+Run ``ladder COMMAND --help`` for each; ``python -m ladder`` is the same program. An error is one
+line on stderr, ``ladder CMD: error: ...``, saying what is wrong and what to do; the exit status is 2
+for bad input (options, config, files, a diverged training run) and 1 for a fault of the program.
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -9,10 +12,43 @@ import argparse
 import json
 import sys
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
 from ladder.config import PRESETS, PRIORS, ConfigError, load_config
+
+MAX_SEED = 2**64 - 1  # torch's generators take seeds in [0, 2**64)
+MAX_GRID = 10_000  # `ladder sample --n`: the smallest test split (MNIST, Fashion)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError,
+               NotADirectoryError, IsADirectoryError)
+"""Bad input: ConfigError, CheckpointError, DatasetNotFoundError ... and unusable user paths.
+With TrainingDivergedError they exit with status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit status 2)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _int_between(low: int, high: int) -> typing.Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (a multi-line message is joined)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or repr(err)
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +63,14 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda or mps (same as --set train.device=...)")
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    return [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
+
+
 def _compose(args: argparse.Namespace):
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"train.device={args.device}")
     return load_config(
         args.config, preset=args.preset, dataset=args.dataset, prior=args.prior,
-        overrides=overrides,
+        overrides=_overrides(args),
     )
 
 
@@ -41,8 +78,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ladder.train import Trainer, train
 
     if args.resume:
-        trainer = Trainer.resume(args.resume)
-        print(f"resuming {args.resume} after epoch {trainer.epoch}", file=sys.stderr)
+        given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
+                                          ("--dataset", args.dataset), ("--prior", args.prior),
+                                          ("--run-dir", args.run_dir)) if value is not None]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} cannot be combined with --resume: a resumed run keeps the "
+                f"model and data of {args.resume / 'config.yaml'}; change training settings with "
+                "--set train.KEY=VALUE, or start a new run without --resume"
+            )
+        trainer = Trainer.resume(args.resume, _overrides(args))
+        done, epochs = trainer.epoch, trainer.cfg.train.epochs
+        if done == epochs:
+            print(f"{args.resume} has completed its {epochs} epochs; nothing to train (raise "
+                  "train.epochs with --set to train more)", file=sys.stderr)
+        else:
+            changes = "; ".join(f"{key}: {old!r} -> {new!r}"
+                                for key, (old, new) in trainer.pending_changes.items())
+            print(f"resuming {args.resume} after epoch {done} of {epochs}"
+                  + (f", changing {changes}" if changes else ""), file=sys.stderr)
         trainer.fit()
     else:
         cfg = _compose(args)
@@ -78,7 +132,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 progress=not args.no_progress, sample_noise=args.sample_noise, **counts,
             )
         except ValueError as err:  # bad counts, a corrupt checkpoint or classifier file
-            print(f"ladder evaluate: error: {run_dir}: {err}", file=sys.stderr)
+            print(f"ladder evaluate: error: {run_dir}: {_one_line(err)}", file=sys.stderr)
             return 2
         for note in data["notes"]:
             print(f"ladder evaluate: {run_dir}: skipped {note}", file=sys.stderr)
@@ -91,32 +145,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from torchvision.utils import save_image
-
+    from ladder.checkpoint import check_writable
     from ladder.data import load_dataset
-    from ladder.plots.grids import samples_and_reconstructions
+    from ladder.evaluate import save_sample_grid
     from ladder.train import load_run
 
-    cfg, model = load_run(args.run_dir, args.device or "auto")
+    cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
+    out = check_writable(args.out or Path(args.run_dir) / "samples.png",
+                         "--out" if args.out else "sample grid")
     device = next(model.parameters()).device
     test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, n=args.n, device=device,
                         seed=cfg.train.seed)
-    picture = samples_and_reconstructions(model, test.take(args.n), args.n, seed=args.seed)
-    out = args.out or Path(args.run_dir) / "samples.png"
-    save_image(picture, out)
+    save_sample_grid(model, test.take(args.n), out, args.seed)
     print(f"wrote {out}: test images | reconstructions | prior samples")
     return 0
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from ladder.classifier import train_and_cache
-    from ladder.data import canonical_name
+    from ladder.checkpoint import ensure_folder
+    from ladder.classifier import classifier_cache_dir, classifier_dataset, train_and_cache
+    from ladder.train import select_device
 
+    dataset = classifier_dataset(args.dataset)
+    device = select_device(args.device or "cpu")
+    ensure_folder(classifier_cache_dir(), "classifier cache folder")  # before the training
     options = {"epochs": args.epochs} if args.epochs else {}
-    path, acc = train_and_cache(args.dataset, root=args.root, seed=args.seed,
-                                device=args.device or "cpu", **options)
-    print(json.dumps({"dataset": canonical_name(args.dataset), "test_accuracy": acc,
-                      "path": str(path)}))
+    path, acc = train_and_cache(dataset, root=args.root, seed=args.seed, device=device, **options)
+    print(json.dumps({"dataset": dataset, "test_accuracy": acc, "path": str(path)}))
     return 0
 
 
@@ -156,18 +211,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ladder`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ladder", description="LaDDer: a VAE with a generative prior (Lin & Clark, BMVC 2020)."
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the traceback instead of one line")
+    debug = argparse.ArgumentParser(add_help=False)  # --debug after the command, too
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="on an error, show the traceback instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train one VAE with one prior (Algorithm 1)")
+    def command(name: str, **kwargs: typing.Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[debug], **kwargs)
+
+    p = command("train", help="train one VAE with one prior (Algorithm 1)")
     _config_arguments(p)
     p.add_argument("--run-dir", type=Path, help="run folder (default runs/DATASET-PRIOR-PRESET-seedN)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR",
+        help="continue a run from its checkpoint; --set (and --device) may change train.epochs and "
+             "the optimiser's settings (e.g. a lower train.lr after a divergence), which the run "
+             "records; changes to the model or data are refused (see ladder.train.RESUMABLE_KEYS)",
+    )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser(
+    p = command(
         "evaluate",
         help="Tables 1-3 and more for trained runs; writes RUN_DIR/evaluation.json",
         description=(
@@ -200,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dataset; train one with `ladder train-classifier`)")
     p.add_argument("--inception-weights", type=Path, metavar="FILE",
                    help="CelebA only: local Inception weights for standard FID")
-    p.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
+    p.add_argument("--seed", type=_int_between(0, MAX_SEED),
+                   help="evaluation seed (default: the run's seed)")
     p.add_argument("--out", type=Path, help="JSON file (default RUN_DIR/evaluation.json)")
     p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
     p.add_argument("--no-grid", action="store_true",
@@ -212,27 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("sample", help="PNG grid: test images, reconstructions, prior samples")
+    p = command("sample", help="PNG grid: test images, reconstructions, prior samples")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_int_between(1, MAX_GRID), default=100,
+                   help=f"images of each kind, 1 to {MAX_GRID} (default 100)")
+    p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0)
     p.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png)")
     p.add_argument("--device")
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("train-classifier", help="train the evaluation classifier of a dataset")
-    p.add_argument("--dataset", required=True, help="mnist or fashion")
-    p.add_argument("--epochs", type=int, help="training epochs (default: train_classifier's)")
-    p.add_argument("--seed", type=int, default=0)
+    p = command("train-classifier", help="train the evaluation classifier of a dataset")
+    p.add_argument("--dataset", required=True, help="mnist or fashion (or an alias: fmnist ...)")
+    p.add_argument("--epochs", type=_int_between(1, 10_000),
+                   help="training epochs (default: train_classifier's)")
+    p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0)
     p.add_argument("--root", help="data root (default $LADDER_DATA)")
     p.add_argument("--device")
     p.set_defaults(func=_cmd_train_classifier)
 
-    p = sub.add_parser("config", help="print the composed config as YAML")
+    p = command("config", help="print the composed config as YAML")
     _config_arguments(p)
     p.set_defaults(func=_cmd_config)
 
-    p = sub.add_parser(
+    p = command(
         "reproduce",
         help="run the paper's experiments (experiments/manifest.yaml) that are not finished",
         description=(
@@ -258,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the runs and their status; run nothing")
     p.set_defaults(func=_cmd_reproduce)
 
-    p = sub.add_parser(
+    p = command(
         "report",
         help="tables (Markdown and CSV) and figures of the finished runs, under results/SCALE/",
         description=(
@@ -278,13 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``ladder`` and ``python -m ladder``; user errors print one line, exit 2."""
-    from ladder.checkpoint import CheckpointError
-    from ladder.data import DatasetNotFoundError
-
-    args = build_parser().parse_args(argv)
+    """Entry point of ``ladder`` and ``python -m ladder``: the exit status (module docstring)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error, already printed on one line (2)
+        return stop.code if isinstance(stop.code, int) else 0
+    if args.debug:
+        return args.func(args)
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, DatasetNotFoundError, FileExistsError) as err:
-        print(f"ladder {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"ladder {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        train = sys.modules.get("ladder.train")  # imported wherever training could diverge
+        diverged = train is not None and isinstance(err, train.TrainingDivergedError)
+        if isinstance(err, USER_ERRORS) or diverged:
+            print(f"ladder {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        print(f"ladder {args.command}: internal error: {type(err).__name__}: {_one_line(err)} "
+              f"(rerun with `ladder --debug {args.command} ...` for the traceback, and please "
+              "report it)", file=sys.stderr)
+        return 1

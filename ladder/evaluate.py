@@ -42,7 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ladder.checkpoint import file_sha256, load_checkpoint
+from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
+from ladder.classifier import CLASSIFIER_DATASETS
 from ladder.data import ImageSet, balanced_subset, load_dataset
 from ladder.metrics import (
     DEFAULT_INNER_SAMPLES,
@@ -59,14 +60,13 @@ from ladder.metrics import (
 )
 from ladder.model import VAE
 from ladder.prior_vae import PriorVAE
-from ladder.train import CHECKPOINT, load_run
+from ladder.train import CHECKPOINT, derived_seed, load_run
 
 SCHEMA_VERSION = 1
 EVALUATION_FILE = "evaluation.json"
 GRID_FILE = "evaluation-samples.png"
 DEFAULT_SAMPLES = 10_000  # = ladder.features.DEFAULT_SAMPLE_COUNT, without importing torchmetrics
 DEFAULT_NLL_IMAGES = 1000
-CLASSIFIER_DATASETS = ("mnist", "fashion")
 
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "elbo": ("elbo", "elbo_stderr", "reconstruction", "entropy", "cross_entropy", "mae",
@@ -118,7 +118,8 @@ def evaluate_run(
     save ``RUN_DIR/evaluation-samples.png`` (test images | reconstructions | prior samples).
     ``sample_noise``: for the hierarchical and LaDDer priors, draw generated images with
     (True) or without (False, the reference code) the noise of p(z|t), overriding the run's
-    ``model.sample_noise``; recorded in the provenance's config.
+    ``model.sample_noise``; recorded in the provenance's config. The output files are checked
+    before the evaluation starts, so an unwritable path never costs the work.
     """
     for name, value, low in (("n_samples", n_samples, 2), ("n_is", n_is, 1),
                              ("n_nll", n_nll, 0), ("n_inner", n_inner, 1)):
@@ -127,6 +128,9 @@ def evaluate_run(
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, device)
+    path = check_writable(out if out is not None else run_dir / EVALUATION_FILE, "evaluation file")
+    if grid:
+        check_writable(run_dir / GRID_FILE, "sample grid")
     if sample_noise is not None:
         set_sample_noise(model, sample_noise)
         cfg.model.sample_noise = bool(sample_noise)
@@ -138,10 +142,7 @@ def evaluate_run(
                          classifier=classifier, inception_weights=inception_weights, seed=seed,
                          grid=grid, progress=progress)
     validate_evaluation(data)
-    path = Path(out) if out is not None else run_dir / EVALUATION_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     return data
 
 
@@ -171,7 +172,7 @@ def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_sa
         warnings.warn(f"{block} skipped: {reason}", EvaluationSkipped, stacklevel=4)
 
     def stage(name: str, offset: int) -> _Stage:
-        return _Stage(name, stage_seconds, seed * 1000 + offset)
+        return _Stage(name, stage_seconds, derived_seed(seed, offset, stride=1000))
 
     test = load_dataset(dataset, "test", root=cfg.data.root, n=n_test, device=torch_device,
                         seed=seed)
@@ -232,7 +233,8 @@ def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_sa
                              metrics, skip)
     if grid:
         with stage("grid", 7):
-            _save_grid(model, test, run_dir / GRID_FILE, seed)
+            n = min(100, len(test))
+            save_sample_grid(model, test.take(n), run_dir / GRID_FILE, seed)
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -311,13 +313,15 @@ def _inception_block(model, test, dataset, cfg, n_samples, seed, weights, metric
     metrics["inception_fid"] = result
 
 
-def _save_grid(model, test: ImageSet, path: Path, seed: int) -> None:
+def save_sample_grid(model: VAE, images: Tensor, path: str | os.PathLike, seed: int) -> Path:
+    """A PNG (written atomically) of ``images``, their reconstructions and as many prior samples
+    drawn with ``seed``, side by side (``ladder sample`` and the evaluation's grid)."""
     from torchvision.utils import save_image
 
     from ladder.plots.grids import samples_and_reconstructions
 
-    n = min(100, len(test))
-    save_image(samples_and_reconstructions(model, test.take(n), n, seed=seed), path)
+    picture = samples_and_reconstructions(model, images, len(images), seed=seed)
+    return atomic_write(path, lambda handle: save_image(picture, handle, format="png"))
 
 
 def _provenance(run_dir, cfg, seed, device, started, clock, stage_seconds, classifier, sigma,

@@ -11,27 +11,50 @@ the GMM prior is its EM refit. ``train.bca = "sequential"`` takes step 2 with a 
 the batch under the updated phi, as Algorithm 1 and the reference code do; ``"joint"`` takes both
 steps from one backward pass of L'' (its gradient in alpha, beta is that of L'(z)), which is cheaper.
 
-A run folder holds ``config.yaml``, ``metrics.jsonl`` (one line per epoch) and ``checkpoint.pt``
-(written atomically at the end of every epoch: everything needed to resume exactly).
+A run folder holds ``checkpoint.pt`` (everything needed to resume exactly), ``metrics.jsonl`` (one
+line per epoch) and ``config.yaml``, all written atomically at the end of every epoch; the two text
+files always describe the epochs the checkpoint holds (a fresh start empties them, a resume rewrites
+them from the checkpoint). ``train.lock`` is held (``fcntl.flock``) while a trainer works in the
+folder: a second trainer is refused, and the lock of a dead process is released by the kernel.
+
+Resuming (``ladder train --resume RUN --set KEY=VALUE``) may change the keys of
+:data:`RESUMABLE_KEYS`: more epochs, the optimiser's settings (after a divergence, a lower rate, a
+gradient clip, warm-up epochs) and how the work is done. Each change is recorded, from what to what
+and after which epoch, in the checkpoint's ``resumes`` list and in the ``config_changes`` field of
+the next epoch's line of ``metrics.jsonl``. Every other key defines the model, its data or the
+order of its batches, and changing it is refused: start a new run instead. ``train.lr`` and
+``train.lr_prior`` stay the schedules' bases: epoch ``e`` uses ``lr * lr_decay**e``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import fcntl
 import json
 import math
+import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ladder.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ladder.config import Config, ModelConfig, save_yaml
+from ladder.checkpoint import (
+    CheckpointError,
+    OutputPathError,
+    atomic_write,
+    ensure_folder,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ladder.config import Config, ConfigError, ModelConfig, apply_overrides
 from ladder.data import DATASETS, ImageSet, load_dataset
 from ladder.metrics import elbo_statistics
 from ladder.model import VAE, build_model
@@ -40,26 +63,152 @@ from ladder.priors import Prior, VampPrior, reparameterise
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
+LOCK = "train.lock"
 TRAIN_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae", "prior_objective")
 NAN_CHECK_EVERY = 50
+RESUME_STATE_KEYS = ("optimizers", "rng", "history")  # beyond checkpoint.REQUIRED_KEYS
+RESUMABLE_KEYS = (
+    "train.epochs", "train.lr", "train.lr_prior", "train.betas", "train.lr_decay",
+    "train.lr_prior_growth", "train.grad_clip", "train.warmup_epochs", "train.bca",
+    "train.refit_source", "train.refit_points", "train.device", "train.precision",
+    "train.channels_last", "train.eval_batch_size", "train.progress", "data.root",
+)
+"""The settings a resume may change. Refused: the preset, ``model.*``, the data's
+``dataset``, ``n_train`` and ``n_test``, ``train.seed`` (it picks the data subset, the initial
+weights and the batch order) and ``train.batch_size`` (it sets the steps per epoch and the batch
+statistics of ``model.sigma_mode = batch_mae``)."""
 
 
 class TrainingDivergedError(RuntimeError):
     """A non-finite loss or parameter; the message names the epoch and step."""
 
 
+class RunInUseError(ValueError):
+    """Another trainer holds the run folder's lock; the message names its pid."""
+
+
+def derived_seed(seed: int, offset: int, stride: int = 1_000_003) -> int:
+    """``seed * stride + offset`` modulo 2**64: a seed for one stream (an epoch's batch order, a
+    refit's subsample, an evaluation stage) that torch accepts for every ``train.seed``."""
+    return (seed * stride + offset) % 2**64
+
+
+def first_nonfinite(state: dict[str, Any]) -> str | None:
+    """The name of the first floating tensor of a state dict holding NaN or inf, else None."""
+    for name, tensor in state.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(
+            tensor
+        ).all():
+            return name
+    return None
+
+
+_HELD_LOCKS: set[Path] = set()  # the run folders whose lock this process holds
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[Path]:
+    """Hold the lock of ``run_dir`` (created if needed) while training in it.
+
+    ``train.lock`` in the folder, opened without following links, locked with ``fcntl.flock``
+    (the kernel releases it when its process dies, so a stale lock never blocks) and holding the
+    holder's pid. Re-entrant within a process; another process gets :class:`RunInUseError`.
+    """
+    folder = ensure_folder(run_dir, "run folder")
+    key = folder.resolve()
+    if key in _HELD_LOCKS:  # train() holds it around Trainer.fit()
+        yield folder
+        return
+    path = folder / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise OutputPathError(
+            f"cannot open the lock file {path} ({err.strerror or err}); if it is a link or not a "
+            "file, remove it"
+        ) from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunInUseError(
+            f"run folder {folder} is in use by another trainer (pid {holder}, lock {path}); wait "
+            f"for it to finish or stop it, then continue with `ladder train --resume {folder}`"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_LOCKS.add(key)
+    try:
+        yield folder
+    finally:
+        _HELD_LOCKS.discard(key)
+        os.close(fd)  # releases the lock
+
+
+def config_changes(saved: Config, new: Config) -> dict[str, list[Any]]:
+    """``{key: [old, new]}`` for every setting that differs; :class:`ConfigError` naming each key
+    outside :data:`RESUMABLE_KEYS` (a resumed run keeps its model, data and batch order)."""
+    old, now = _flat(saved.to_dict()), _flat(new.to_dict())
+    changes = {key: [old[key], now[key]] for key in old if old[key] != now[key]}
+    refused = [f"{key} ({before!r} -> {after!r})" for key, (before, after) in changes.items()
+               if key not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            f"cannot change {', '.join(refused)} when resuming: the checkpoint's model, data and "
+            "batch order depend on it; start a new run (--run-dir) instead. A resume may change "
+            f"{', '.join(RESUMABLE_KEYS)}"
+        )
+    return changes
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, None where there is none: tells whether it was replaced."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA, then Apple's MPS, then the CPU; otherwise the named device."""
     if name != "auto":
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError as err:
+            raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from err
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} was asked for but CUDA is not available; use cpu")
+            raise ValueError(f"device {name!r} was asked for but CUDA is not available here; use "
+                             "--device cpu (or auto)")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s); use cuda:0")
+        if device.type == "mps" and not _mps_available():
+            raise ValueError(f"device {name!r} was asked for but MPS is not available here; use "
+                             "--device cpu (or auto)")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda or mps")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def has_native_bf16(device: torch.device) -> bool:
@@ -152,6 +301,10 @@ class Trainer:
         )
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, Any]] = []
+        self.resumes: list[dict[str, Any]] = []  # {"epoch", "changes"} of each resume with changes
+        self.pending_changes: dict[str, list[Any]] = {}  # recorded with the next epoch
+        self._saved_config = cfg.to_dict()  # the config of the checkpoint on disk
+        self._checkpoint_identity: tuple[int, int, int] | None = None  # the checkpoint we wrote
 
     # ------------------------------------------------------------------------------------------
     # Run folder
@@ -175,10 +328,18 @@ class Trainer:
             },
             "rng": rng,
             "history": self.history,
+            "resumes": self.resumes,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state` (the inverse of it), with clear errors for a mismatch."""
+        path = self.checkpoint_path
+        missing = [key for key in RESUME_STATE_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"{path} lacks {', '.join(missing)}, which resuming needs; it can still be "
+                "evaluated and sampled, but to train further start a new run"
+            )
         try:
             self.model.load_state_dict(state["model"])
             self.vae_opt.load_state_dict(state["optimizers"]["vae"])
@@ -186,66 +347,121 @@ class Trainer:
                 self.prior_opt.load_state_dict(state["optimizers"]["prior"])
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             raise CheckpointError(
-                f"the checkpoint does not fit the model its own config describes: {err}"
+                f"{path} does not fit the model its own config describes ({err}); restore a good "
+                "copy of the checkpoint or start a new run"
             ) from err
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.epoch = int(state["epoch"])
-        self.history = list(state["history"])
+        try:
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            self.epoch = int(state["epoch"])
+            self.history = list(state["history"])
+            self.resumes = list(state.get("resumes", []))
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"{path} holds a malformed random state, epoch or history ({err}); it cannot be "
+                "resumed exactly: start a new run"
+            ) from err
+        self._saved_config = state["config"]
 
     @classmethod
-    def resume(cls, run_dir: str | Path, **data: ImageSet) -> Trainer:
-        """Continue the run in ``run_dir`` from its checkpoint (``ladder train --resume``)."""
+    def resume(
+        cls, run_dir: str | Path, overrides: Sequence[str] = (), **data: ImageSet
+    ) -> Trainer:
+        """Continue the run in ``run_dir`` from its checkpoint (``ladder train --resume``).
+
+        ``overrides`` (``key=value``, as ``--set``) may change :data:`RESUMABLE_KEYS`; every other
+        change is refused with :class:`ConfigError` naming the key, and so is a change that no
+        epoch would use (the run is complete and ``train.epochs`` is not raised). The changes
+        are recorded with the next epoch (module docstring).
+        """
         run_dir = Path(run_dir)
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        cfg = Config.from_dict(state["config"])
+        path = run_dir / CHECKPOINT
+        identity = _file_identity(path)
+        state, saved = read_run(path)
+        cfg = copy.deepcopy(saved)
+        apply_overrides(cfg, overrides)
+        cfg.validate()
+        changes = config_changes(saved, cfg)
         trainer = cls(cfg, run_dir, **data)
         trainer.load_state(state)
-        trainer._rewrite_metrics()
+        if cfg.train.epochs < trainer.epoch or (changes and cfg.train.epochs == trainer.epoch):
+            raise ConfigError(
+                f"train.epochs = {cfg.train.epochs}, but {path} has completed {trainer.epoch} "
+                f"epochs, so no epoch would use these settings; set train.epochs above "
+                f"{trainer.epoch} to train more"
+            )
+        trainer.pending_changes = changes
+        trainer._checkpoint_identity = identity
         return trainer
 
-    def _rewrite_metrics(self) -> None:
-        lines = "".join(json.dumps(record) + "\n" for record in self.history)
-        (self.run_dir / METRICS).write_text(lines)
+    def _write_run_files(self) -> None:
+        """``metrics.jsonl`` and ``config.yaml`` as the checkpoint on disk has them."""
+        atomic_write(self.run_dir / METRICS,
+                     "".join(json.dumps(record) + "\n" for record in self.history))
+        atomic_write(self.run_dir / CONFIG, yaml.safe_dump(self._saved_config, sort_keys=False))
 
     # ------------------------------------------------------------------------------------------
     # Training
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``train.epochs`` epochs are complete; returns the per-epoch records."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(self.cfg, self.run_dir / CONFIG)
-        while self.epoch < self.cfg.train.epochs:
-            record = self.run_epoch()
-            self.history.append(record)
-            save_checkpoint(self.state(), self.checkpoint_path)
-            with open(self.run_dir / METRICS, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+        """Train until ``train.epochs`` epochs are complete; returns the per-epoch records.
+
+        Holds the run folder's lock (:func:`run_lock`) and refuses a checkpoint this trainer did
+        not write or load (a fresh trainer in an occupied folder, or another trainer's work).
+        """
+        with run_lock(self.run_dir):
+            if _file_identity(self.checkpoint_path) != self._checkpoint_identity:
+                if self._checkpoint_identity is None:
+                    raise _occupied(self.run_dir)
+                raise CheckpointError(
+                    f"{self.checkpoint_path} changed after this trainer loaded it (another "
+                    f"trainer?); resume again with `ladder train --resume {self.run_dir}`"
+                )
+            self._write_run_files()
+            while self.epoch < self.cfg.train.epochs:
+                record = self.run_epoch()
+                if self.pending_changes:
+                    record["config_changes"] = self.pending_changes
+                    self.resumes.append({"epoch": self.epoch - 1, "changes": self.pending_changes})
+                    self.pending_changes = {}
+                self.history.append(record)
+                save_checkpoint(self.state(), self.checkpoint_path)
+                self._checkpoint_identity = _file_identity(self.checkpoint_path)
+                self._saved_config = self.cfg.to_dict()
+                self._write_run_files()
         return self.history
 
     def run_epoch(self) -> dict[str, Any]:
         """One epoch of Algorithm 1: the two gradient blocks per batch, then the refit of xi."""
         t = self.cfg.train
         epoch = self.epoch
-        for group in self.vae_opt.param_groups:
-            group["lr"] = t.lr * t.lr_decay**epoch
+        for group in self.vae_opt.param_groups:  # from the config: a resume may change them
+            group.update(lr=t.lr * t.lr_decay**epoch, betas=t.betas)
         if self.prior_opt is not None:
             for group in self.prior_opt.param_groups:
-                group["lr"] = t.lr_prior * t.lr_prior_growth**epoch
+                group.update(lr=t.lr_prior * t.lr_prior_growth**epoch, betas=t.betas)
         warmup = epoch < t.warmup_epochs
 
         started = time.perf_counter()
         train = self._train_batches(epoch, warmup)
         train_seconds = time.perf_counter() - started
 
-        started = time.perf_counter()
-        refit = self.model.prior.refit(self._refit_encodings(train.pop("z_epoch"), epoch))
-        refit_seconds = time.perf_counter() - started
+        try:
+            started = time.perf_counter()
+            refit = self.model.prior.refit(self._refit_encodings(train.pop("z_epoch"), epoch))
+            refit_seconds = time.perf_counter() - started
 
-        started = time.perf_counter()
-        test = elbo_statistics(self.model, self.test_set, t.eval_batch_size)
-        eval_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            test = elbo_statistics(self.model, self.test_set, t.eval_batch_size)
+            eval_seconds = time.perf_counter() - started
+        except (ValueError, ArithmeticError, torch.linalg.LinAlgError,
+                np.linalg.LinAlgError) as err:  # e.g. a GMM refit of exploded encodings
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise self._diverged(
+                f"the prior's refit or the test evaluation failed at the end of epoch "
+                f"{epoch + 1} ({first})"
+            ) from err
 
         self._check_parameters(epoch)
         self.epoch = epoch + 1
@@ -264,7 +480,7 @@ class Trainer:
         t = self.cfg.train
         n = len(self.train_set)
         steps = n // t.batch_size
-        generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(derived_seed(t.seed, epoch))
         z_epoch = torch.full((n, self.cfg.model.d_z), math.nan, device=self.device)
         sums = torch.zeros(len(TRAIN_TERMS), dtype=torch.float64, device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
@@ -338,7 +554,7 @@ class Trainer:
     def _refit_encodings(self, z_epoch: Tensor, epoch: int) -> Tensor:
         """Encodings of the training set for the end-of-epoch refit of xi (or of the GMM)."""
         t = self.cfg.train
-        generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch + 500_009)
+        generator = torch.Generator().manual_seed(derived_seed(t.seed, epoch + 500_009))
         if t.refit_source == "fresh":
             n = min(t.refit_points, len(self.train_set))
             pick = torch.randperm(len(self.train_set), generator=generator)[:n]
@@ -353,49 +569,82 @@ class Trainer:
         return z
 
     def _raise_if_bad(self, step: int, epoch: int) -> None:
-        if step < 0:
-            return
-        last = (f"the last good checkpoint (epoch {self.epoch}) is at {self.checkpoint_path}"
-                if self.checkpoint_path.exists() else "no checkpoint was written before it")
-        raise TrainingDivergedError(
-            f"non-finite loss at epoch {epoch + 1}, step {step + 1}; training stopped and {last}. "
-            "Lower train.lr, set train.grad_clip (e.g. 1.0) or add train.warmup_epochs."
-        )
+        if step >= 0:
+            raise self._diverged(f"non-finite loss at epoch {epoch + 1}, step {step + 1}")
 
     def _check_parameters(self, epoch: int) -> None:
-        for name, tensor in self.model.state_dict().items():
-            if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(
-                tensor
-            ).all():
-                raise TrainingDivergedError(
-                    f"parameter {name} is not finite after epoch {epoch + 1}; the checkpoint "
-                    f"at {self.checkpoint_path} was not overwritten"
-                )
+        name = first_nonfinite(self.model.state_dict())
+        if name is not None:
+            raise self._diverged(f"parameter {name} is not finite after epoch {epoch + 1}")
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        """``what`` happened; where the last good checkpoint is and how to go on from it."""
+        lower = np.format_float_positional(self.cfg.train.lr / 10, trim="-")
+        if _file_identity(self.checkpoint_path) is not None:
+            epochs = self.cfg.train.epochs  # the checkpoint's own, or one a resume raised
+            more = (f" --set train.epochs={epochs}"
+                    if self._saved_config["train"]["epochs"] != epochs else "")
+            return TrainingDivergedError(
+                f"{what}; training stopped, and the last good checkpoint (epoch {self.epoch}) is "
+                f"{self.checkpoint_path}. Resume it with a lower rate: `ladder train --resume "
+                f"{self.run_dir}{more} --set train.lr={lower}` (or a gradient clip, --set "
+                "train.grad_clip=1.0)"
+            )
+        return TrainingDivergedError(
+            f"{what}; training stopped before any checkpoint was written. Train again with a lower "
+            f"rate (--set train.lr={lower}), a gradient clip (--set train.grad_clip=1.0) or "
+            "warm-up epochs (--set train.warmup_epochs=1)"
+        )
 
 
 def train(cfg: Config, run_dir: str | Path, **data: ImageSet) -> Trainer:
-    """Train a fresh run in ``run_dir``; refuses a folder that already holds a checkpoint."""
+    """Train a fresh run in ``run_dir``; refuses a folder that already holds a checkpoint or that
+    another trainer holds, before loading any data."""
     run_dir = Path(run_dir)
-    if (run_dir / CHECKPOINT).exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; resume it with `ladder train --resume {run_dir}` "
-            "or choose another --run-dir"
-        )
-    trainer = Trainer(cfg, run_dir, **data)
-    trainer.fit()
+    with run_lock(run_dir):
+        if (run_dir / CHECKPOINT).exists():
+            raise _occupied(run_dir)
+        trainer = Trainer(cfg, run_dir, **data)
+        trainer.fit()
     return trainer
 
 
+def _occupied(run_dir: Path) -> FileExistsError:
+    return FileExistsError(
+        f"{run_dir} already holds a run; resume it with `ladder train --resume {run_dir}` "
+        "or choose another --run-dir"
+    )
+
+
+def read_run(path: str | Path) -> tuple[dict[str, Any], Config]:
+    """A run's checkpoint (on the CPU) and its config; :class:`CheckpointError` where either is
+    unusable."""
+    state = load_checkpoint(path, map_location="cpu")
+    try:
+        return state, Config.from_dict(state["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"{path} holds an invalid config ({err}); retrain the run") from err
+
+
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, VAE]:
-    """The config and trained model of a run folder, in eval mode on ``device``."""
-    run_dir = Path(run_dir)
-    state = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")
-    cfg = Config.from_dict(state["config"])
+    """The config and trained model of a run folder, in eval mode on ``device``. A checkpoint
+    with a non-finite weight (a diverged run) is refused."""
+    path = Path(run_dir) / CHECKPOINT
+    state, cfg = read_run(path)
     model = build_model(cfg.model, cfg.data.dataset, DATASETS[cfg.data.dataset], cfg.train.seed)
     try:
         model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{run_dir / CHECKPOINT} does not match its own config: {err}") from err
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(
+            f"{path} does not fit the model its own config describes ({err}); restore a good copy "
+            "of the checkpoint or retrain the run"
+        ) from err
+    name = first_nonfinite(model.state_dict())
+    if name is not None:
+        raise CheckpointError(
+            f"{path}: weight {name} is not finite (NaN or inf), so the run diverged before this "
+            "checkpoint was written; resume from an earlier copy or retrain with a lower train.lr"
+        )
     model.to(select_device(device if device != "auto" else cfg.train.device)).eval()
     return cfg, model
 

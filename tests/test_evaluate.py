@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from ladder.checkpoint import file_sha256
+from ladder.checkpoint import OutputPathError, file_sha256
 from ladder.classifier import LeNetClassifier, save_classifier, weights_hash
 from ladder.cli import main
 from ladder.config import preset_config
@@ -117,6 +117,37 @@ def test_sample_noise_overrides_the_run_and_is_recorded(runs, classifier_file, t
     with pytest.raises(ValueError, match="hierarchical and LaDDer"):
         evaluate_run(runs["normal"], out=tmp_path / "n.json", grid=False, sample_noise=True,
                      **counts)
+
+
+def test_unwritable_outputs_are_refused_before_any_work(runs, tmp_path, monkeypatch):
+    import ladder.evaluate
+
+    def work(*args, **kwargs):
+        raise AssertionError("the evaluation started")
+
+    monkeypatch.setattr(ladder.evaluate, "_evaluate", work)
+    with pytest.raises(OutputPathError, match=r"no-such does not exist; create it"):
+        evaluate_run(runs["normal"], out=tmp_path / "no-such" / "e.json", **SMALL)
+    with pytest.raises(OutputPathError, match="is a folder"):
+        evaluate_run(runs["normal"], out=tmp_path, **SMALL)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputPathError, match="does not exist"):
+        evaluate_run(runs["normal"], out=tmp_path / "file" / "e.json", **SMALL)
+
+
+def test_the_json_and_grid_are_written_atomically(runs, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    run = runs["normal"]
+    for name in (f"{EVALUATION_FILE}.tmp", GRID_FILE):  # an old temporary name; the target
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(victim)
+    with pytest.warns(EvaluationSkipped):
+        evaluate_run(run, classifier=tmp_path / "absent.pt", **{**SMALL, "n_nll": 0})
+    assert victim.read_text() == "precious"
+    assert not (run / GRID_FILE).is_symlink() and (run / GRID_FILE).stat().st_size > 1000
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary is left
+    (run / f"{EVALUATION_FILE}.tmp").unlink()
 
 
 def test_bad_counts_are_refused_before_any_work(runs):

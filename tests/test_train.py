@@ -2,21 +2,28 @@
 
 import inspect
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from ladder.checkpoint import CheckpointError, load_checkpoint
+from ladder.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ladder.cli import main
-from ladder.config import preset_config
+from ladder.config import ConfigError, preset_config
 from ladder.data import load_dataset
 from ladder.model import build_model
 from ladder.train import (
+    RunInUseError,
     Trainer,
     TrainingDivergedError,
+    derived_seed,
     fit_prior,
     load_run,
+    select_device,
     select_precision,
     train,
 )
@@ -75,10 +82,22 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(mnist_small, tmp_
     with torch.no_grad():
         next(trainer.model.decoder.parameters()).fill_(float("nan"))
     trainer.cfg.train.epochs = 2
-    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 1\b.*epoch 1"):
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 1\b.*epoch 1") as error:
         trainer.fit()
+    assert (f"ladder train --resume {tmp_path / 'run'} --set train.epochs=2 --set "
+            "train.lr=0.00005`") in str(error.value)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_failed_gmm_refit_is_a_divergence_not_a_crash(tiny, tmp_path):
+    cfg = _cfg("gmm", epochs=1)
+    cfg.train.lr = 1.0  # the encodings explode and scikit-learn's EM cannot fit them
+    with pytest.raises(TrainingDivergedError, match="refit .* failed at the end of epoch 1") as error:
+        train(cfg, tmp_path / "run", **tiny)
+    assert isinstance(error.value.__cause__, ValueError)
+    assert "--set train.lr=0.1" in str(error.value)
 
 
 def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
@@ -92,6 +111,155 @@ def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
         Trainer.resume(tmp_path / "run", **data)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return {"train_set": load_dataset("mnist", "train", n=256, seed=1),
+            "test_set": load_dataset("mnist", "test", n=64)}
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tiny, tmp_path_factory):
+    """A finished one-epoch run of the normal prior; tests copy it before changing it."""
+    run = tmp_path_factory.mktemp("one") / "run"
+    train(_cfg("normal", epochs=1), run, **tiny)
+    return run
+
+
+@pytest.fixture()
+def run_copy(one_epoch_run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(one_epoch_run, tmp_path / "run"))
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_applies_optimiser_changes_and_records_them(run_copy, tiny):
+    victim = run_copy.parent / "victim"
+    victim.write_text("precious")
+    for name in ("checkpoint.pt.tmp", "metrics.jsonl.tmp", "config.yaml.tmp"):
+        (run_copy / name).symlink_to(victim)  # the fixed temporary names of old
+    with open(run_copy / "metrics.jsonl", "a") as handle:  # a stale line of an older run
+        handle.write(json.dumps({"epoch": 2, "stale": True}) + "\n")
+    overrides = ["train.epochs=2", "train.lr=0.0001", "train.betas=[0.5, 0.9]"]
+    stale = Trainer.resume(run_copy, overrides, **tiny)
+    resumed = Trainer.resume(run_copy, overrides, **tiny)
+    changes = {"train.epochs": [1, 2], "train.lr": [0.0005, 0.0001],
+               "train.betas": [[0.9, 0.999], [0.5, 0.9]]}
+    assert resumed.pending_changes == changes and resumed.epoch == 1
+    resumed.fit()
+    records = _metrics(run_copy)
+    assert [r["epoch"] for r in records] == [1, 2] and "stale" not in records[1]
+    assert records[1]["config_changes"] == changes and "config_changes" not in records[0]
+    assert records[1]["lr"] == 0.0001 and resumed.vae_opt.param_groups[0]["betas"] == (0.5, 0.9)
+    state = load_checkpoint(run_copy / "checkpoint.pt")
+    assert state["resumes"] == [{"epoch": 1, "changes": changes}]
+    assert state["history"] == records
+    assert yaml.safe_load((run_copy / "config.yaml").read_text()) == state["config"]
+    assert state["config"]["train"]["lr"] == 0.0001
+    assert victim.read_text() == "precious"
+    with pytest.raises(CheckpointError, match="changed after this trainer loaded it"):
+        stale.fit()  # it loaded epoch 1, which the other trainer has since moved on from
+
+
+@pytest.mark.parametrize("override", ["model.d_z=8", "model.prior=gmm", "data.n_train=128",
+                                      "data.dataset=fashion", "train.seed=3",
+                                      "train.batch_size=32"])
+def test_resume_refuses_a_change_of_model_data_or_batches(override, run_copy, tiny):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"cannot change {key} \(.* -> .*\) when resuming"):
+        Trainer.resume(run_copy, [override], **tiny)
+
+
+def test_a_change_no_epoch_would_use_is_refused(run_copy, tiny):
+    with pytest.raises(ConfigError, match="train.epochs = 1, but .* has completed 1 epochs"):
+        Trainer.resume(run_copy, ["train.lr=0.001"], **tiny)
+    with pytest.raises(ConfigError, match="completed 1 epochs"):
+        Trainer.resume(run_copy, ["train.epochs=1", "train.grad_clip=1.0"], **tiny)
+    assert Trainer.resume(run_copy, [], **tiny).pending_changes == {}  # nothing to do is fine
+
+
+def test_run_files_agree_with_the_checkpoint_on_resume_and_on_a_fresh_start(run_copy, tiny):
+    with open(run_copy / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps({"epoch": 2}) + "\n" + json.dumps({"epoch": 3}) + "\n")
+    (run_copy / "config.yaml").write_text("stale: true\n")
+    Trainer.resume(run_copy, [], **tiny).fit()  # complete: trains nothing, rewrites the files
+    assert [r["epoch"] for r in _metrics(run_copy)] == [1]
+    state = load_checkpoint(run_copy / "checkpoint.pt")
+    assert yaml.safe_load((run_copy / "config.yaml").read_text()) == state["config"]
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Trainer(_cfg("normal", epochs=1), run_copy, **tiny).fit()  # never over another's checkpoint
+    (run_copy / "checkpoint.pt").unlink()  # as the corrupt-checkpoint message advises
+    with open(run_copy / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps({"epoch": 2, "stale": True}) + "\n")
+    train(_cfg("normal", epochs=1), run_copy, **tiny)
+    assert [r["epoch"] for r in _metrics(run_copy)] == [1]  # a fresh start: no stale epochs
+    assert "stale" not in _metrics(run_copy)[0]
+
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_trainer_is_refused_and_a_dead_holder_does_not_block(run_copy, tiny):
+    before = (run_copy / "metrics.jsonl").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run_copy / "train.lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInUseError, match=rf"{run_copy} is in use .*pid {holder.pid}\b"):
+            Trainer.resume(run_copy, ["train.epochs=2"], **tiny).fit()
+        with pytest.raises(RunInUseError):
+            train(_cfg("normal", epochs=1), run_copy, **tiny)
+        assert (run_copy / "metrics.jsonl").read_bytes() == before
+    finally:
+        holder.kill()  # dies holding the lock, as a trainer killed with -9 would
+        holder.wait()
+    Trainer.resume(run_copy, ["train.epochs=2"], **tiny).fit()
+    assert [r["epoch"] for r in _metrics(run_copy)] == [1, 2]
+
+
+def test_checkpoints_that_cannot_be_resumed_or_used(run_copy, tiny):
+    path = run_copy / "checkpoint.pt"
+    good = load_checkpoint(path)
+    state = {k: v for k, v in good.items() if k not in ("rng", "history")}
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match="lacks rng, history, which resuming needs"):
+        Trainer.resume(run_copy, ["train.epochs=2"], **tiny)
+    assert load_run(run_copy, "cpu")[0].model.prior == "normal"  # still usable for evaluation
+    state = dict(good, rng={"torch": "not a tensor"})
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match="malformed random state"):
+        Trainer.resume(run_copy, ["train.epochs=2"], **tiny)
+    name = next(k for k, v in good["model"].items() if v.is_floating_point())
+    good["model"][name] = torch.full_like(good["model"][name], float("nan"))
+    save_checkpoint(good, path)
+    with pytest.raises(CheckpointError, match=rf"weight {name} is not finite"):
+        load_run(run_copy, "cpu")
+
+
+def test_derived_seeds_fit_torch_for_every_seed():
+    assert derived_seed(3, 7) == 3 * 1_000_003 + 7  # unchanged for the seeds runs have used
+    for seed in (0, 2**44, 2**63, 2**64 - 1):
+        torch.Generator().manual_seed(derived_seed(seed, 500_009))
+
+
+def test_unavailable_devices_are_refused_with_the_fix(monkeypatch):
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        select_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available here; use --device cpu"):
+        select_device("cuda")
 
 
 def test_cli_refuses_bad_config_with_a_message(capsys):
