@@ -49,12 +49,12 @@ class PriorComparison:
     ``log_q`` and every ``log_p[name]`` are ``[len(ys), len(xs)]`` (row i is ``ys[i]``, as
     ``imshow(origin="lower")`` wants); ``log_q`` is the log of q's exact mass in each grid cell
     over the cell's area (:func:`aggregate_cell_masses`), so it sums to a mass of 1 whatever the
-    posteriors' widths, and each ``log_p[name]`` is the prior's density at the grid points. ``cross_entropy[name]`` is the Monte Carlo estimate of
-    E_q(z)[log p(z)] (Eq (3)) on the test encodings and ``cross_entropy_stderr[name]`` its standard
-    error. The key ``"aggregate"`` scores q(z) of the training encodings (an
-    :class:`AggregatePosterior`) on the test encodings: on its own encodings q(z) is the optimum
-    of Eq (3), but held out it is a mixture of N narrow Gaussians that overfits, so a smooth prior
-    can score higher.
+    posteriors' widths, and each ``log_p[name]`` is the prior's density at the grid points.
+    ``cross_entropy[name]`` is the Monte Carlo estimate of E_q(z)[log p(z)] (Eq (3)) on the test
+    encodings and ``cross_entropy_stderr[name]`` its standard error. The key ``"aggregate"``
+    scores q(z) of the training encodings (an :class:`AggregatePosterior`) on the test encodings:
+    on its own encodings q(z) is the optimum of Eq (3), but held out it is a mixture of N narrow
+    Gaussians that overfits, so a smooth prior can score higher.
     """
 
     xs: Tensor

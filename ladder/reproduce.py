@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from ladder.checkpoint import atomic_write
 from ladder.config import Config, load_config, preset_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -688,15 +689,9 @@ def _execute(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, 
         "device": device_description(), "commit": git_commit(),
         "python": platform.python_version(),
     }
-    _atomic_write(folder / DONE_FILE, json.dumps(done, indent=2) + "\n")
+    atomic_write(folder / DONE_FILE, json.dumps(done, indent=2) + "\n")
     with open(log, "a") as handle:
         handle.write(f"== done in {_duration(wall)}\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _cores() -> int:

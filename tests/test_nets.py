@@ -150,18 +150,21 @@ def test_nets_follow_the_device():
 
 def test_networks_hand_back_float32_under_bf16_autocast():
     """train.precision = bf16: the matrix products run in bf16 inside, but every network's output
-    is float32 (so no density is computed in bf16) and close to its float32 output."""
+    is float32 (so no density is computed in bf16) and close to its float32 output. The CelebA
+    decoder is left out: it hands back through the same _decode_flat as the MNIST decoder, and a
+    bf16 decode of one 128 px image takes ~45 s on a CPU without native bf16 (AVX2)."""
     torch.manual_seed(0)
+    celeba_encoder, _ = build_autoencoder("celeba", 8)
     nets = [(*build_autoencoder("mnist", 4), torch.rand(3, 1, 28, 28)),
-            (*build_autoencoder("celeba", 8), torch.rand(2, 3, 128, 128)),
+            (celeba_encoder, None, torch.rand(2, 3, 128, 128)),
             (GaussianMLPEncoder(16, 2, hidden=32), MLPDecoder(2, 16, hidden=32),
              torch.randn(5, 16))]
     for enc, dec, x in nets:
         with torch.no_grad():
-            full = (*enc(x), dec(enc(x)[0]))
+            full = (*enc(x), *([dec(enc(x)[0])] if dec else []))
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 mu, std = enc(x)
-                out = dec(mu)
-        for half, exact in zip((mu, std, out), full, strict=True):
-            assert half.dtype == torch.float32
-            assert (half - exact).abs().max() <= 0.05 * exact.abs().max() + 0.02
+                half = (mu, std, *([dec(mu)] if dec else []))
+        for low, exact in zip(half, full, strict=True):
+            assert low.dtype == torch.float32
+            assert (low - exact).abs().max() <= 0.05 * exact.abs().max() + 0.02
