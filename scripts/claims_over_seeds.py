@@ -55,6 +55,15 @@ def run_one(notebook: Path, seed: int, isa: str, out: Path) -> Path:
     return claims
 
 
+def slowest_cell(executed: Path) -> float:
+    """The longest cell of a papermill output notebook, in seconds (0 if it is missing)."""
+    if not executed.exists():
+        return 0.0
+    cells = json.loads(executed.read_text())["cells"]
+    return max((c["metadata"].get("papermill", {}).get("duration") or 0.0 for c in cells),
+               default=0.0)
+
+
 def table(results: dict[tuple[str, int], Path], seeds: list[int]) -> tuple[str, bool]:
     """The Markdown table of margins per claim and seed, and whether every claim held."""
     margins: dict[tuple[str, str], dict[int, float]] = {}
@@ -64,7 +73,8 @@ def table(results: dict[tuple[str, int], Path], seeds: list[int]) -> tuple[str, 
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if "run" in record:
-                runs.setdefault(chapter, {})[seed] = record["run"]
+                runs.setdefault(chapter, {})[seed] = {
+                    **record["run"], "slowest_cell": slowest_cell(path.with_suffix(".ipynb"))}
                 continue
             key = (chapter, record["claim"])
             margins.setdefault(key, {})[seed] = record["margin"]
@@ -87,8 +97,8 @@ def table(results: dict[tuple[str, int], Path], seeds: list[int]) -> tuple[str, 
         for s in seeds:
             run = per_seed.get(s, {})
             ok &= run.get("error") is None
-            cells.append(f"{run['seconds']:.0f} s" + (f" ({run['error']})" if run["error"] else "")
-                         if run else "not run")
+            cells.append(f"{run['seconds']:.0f} s, slowest cell {run['slowest_cell']:.0f} s"
+                         + (f" ({run['error']})" if run["error"] else "") if run else "not run")
         lines.append(f"| {chapter} (wall time) | " + " | ".join(cells) + " |")
     return "\n".join(lines), ok
 
