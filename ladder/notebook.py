@@ -153,14 +153,15 @@ class ClaimFailed(AssertionError):
 
 
 def check(claim: str, value: float, *, above: float | None = None,
-          below: float | None = None) -> float:
-    """Assert a chapter's finding about training, ``above < value < below``; return its margin.
+          below: float | None = None) -> None:
+    """Assert a chapter's finding about training, ``above < value < below``.
 
     A finding about a trained model (as opposed to an identity such as a Monte Carlo check of a
     closed form) holds only up to seed-to-seed and platform spread, so its bound is set from the
     margins over seeds 0-4 that ``scripts/claims_over_seeds.py`` measures, never from one run.
     The margin is how far ``value`` lies inside its bound(s), in the value's own units (the
-    smaller of the two when both are given); a negative margin is a failed claim.
+    smaller of the two when both are given); a negative margin is a failed claim. Nothing is
+    returned, so a ``check`` that ends a cell leaves no output whose digits depend on the machine.
 
     With ``$LADDER_CLAIMS_LOG`` naming a file, the claim, value, bounds and margin are appended
     to it as one JSON line instead of being asserted, so that a survey over seeds records every
@@ -184,9 +185,8 @@ def check(claim: str, value: float, *, above: float | None = None,
                   "margin": margin}
         with open(log, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
-        return margin
+        return
     if margin <= 0:
         bounds = " and ".join(f"{word} {bound:g}" for word, bound in (("above", above),
                               ("below", below)) if bound is not None)
         raise ClaimFailed(f"{claim}: {value:g} is not {bounds}")
-    return margin
