@@ -123,14 +123,19 @@ def test_float_keys_cover_every_float_setting():
     assert len(FLOAT_KEYS) == 11  # 6 model, 5 train settings
 
 
+def _set_and_read(key: str, text: str):
+    """The value of ``key`` after ``--set key=text`` on the paper preset."""
+    cfg = preset_config("paper")
+    apply_overrides(cfg, [f"{key}={text}"])
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 @settings(max_examples=150)
 @given(st.floats(allow_nan=False, allow_infinity=False).flatmap(_notations),
        st.sampled_from(FLOAT_KEYS))
 def test_any_finite_float_notation_round_trips_through_set(text, key):
-    cfg = preset_config("paper")
-    apply_overrides(cfg, [f"{key}={text}"])
-    section, name = key.split(".")
-    value = getattr(getattr(cfg, section), name)
+    value = _set_and_read(key, text)
     assert isinstance(value, float) and value == float(text)
 
 
@@ -172,10 +177,7 @@ def test_unknown_dotted_keys_are_refused(key):
 @settings(max_examples=60)
 @given(st.integers(min_value=-10**300, max_value=10**300), st.sampled_from(FLOAT_KEYS))
 def test_integers_are_accepted_for_float_settings(n, key):
-    cfg = preset_config("paper")
-    apply_overrides(cfg, [f"{key}={n}"])
-    section, name = key.split(".")
-    value = getattr(getattr(cfg, section), name)
+    value = _set_and_read(key, str(n))
     assert isinstance(value, float) and value == float(n)
 
 
