@@ -88,7 +88,8 @@ def table(results: dict[tuple[str, int], Path], seeds: list[int]) -> tuple[str, 
         cells = [f"{per_seed[s]:.3g}" if s in per_seed else "not reached" for s in seeds]
         held = sum(per_seed.get(s, -1) > 0 for s in seeds)
         ok &= held == len(seeds)
-        lines.append(f"| {chapter} | {claim} | {bounds[(chapter, claim)]} | "
+        lines.append(f"| {chapter} | {claim.replace('|', chr(92) + '|')} | "
+                     f"{bounds[(chapter, claim)]} | "
                      + " | ".join(cells) + f" | {held}/{len(seeds)} |")
     lines += ["", "| chapter | " + " | ".join(f"seed {s}" for s in seeds) + " |",
               "|---|" + "---|" * len(seeds)]
