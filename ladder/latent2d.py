@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ladder.aggregate import aggregate_log_density
 from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
 from ladder.model import VAE, build_prior
-from ladder.numerics import logsumexp
 from ladder.prior_vae import PriorVAE
-from ladder.priors import LOG_2PI, Prior, reparameterise
+from ladder.priors import Prior, reparameterise
 from ladder.train import fit_prior, init_prior_from_data
 
 #: The priors of Fig 2 b-f, in panel order.
@@ -149,26 +149,6 @@ def aggregate_cell_masses(xs: Tensor, ys: Tensor, mu: Tensor, std: Tensor) -> Te
     per_x = axis_masses(xs, mu[:, 0], std[:, 0])
     per_y = axis_masses(ys, mu[:, 1], std[:, 1])
     return per_y.T @ per_x / mu.shape[0]
-
-
-def aggregate_log_density(points: Tensor, mu: Tensor, std: Tensor, chunk: int = 512) -> Tensor:
-    """log q(z) at ``points`` ``[P, d]`` for the aggregate posterior of Eq (3) and SM A.1,
-    q(z) = (1/N) sum_i N(z; mu_i, diag std_i^2), exactly (a log-sum-exp over all N posteriors,
-    ``chunk`` points at a time). Works in any dimension, e.g. for the aggregate hyper posterior
-    q(t) of SM A.2."""
-    if mu.shape != std.shape or mu.dim() != 2 or points.shape[-1] != mu.shape[-1]:
-        raise ValueError(
-            f"need points [P, d] and mu, std [N, d]; got {tuple(points.shape)}, "
-            f"{tuple(mu.shape)}, {tuple(std.shape)}"
-        )
-    d = mu.shape[-1]
-    log_norm = -0.5 * d * LOG_2PI - std.log().sum(-1) - math.log(mu.shape[0])  # [N]
-    out = []
-    with torch.no_grad():
-        for p in points.split(chunk):
-            maha = ((p[:, None, :] - mu[None]) / std[None]).square().sum(-1)  # [chunk, N]
-            out.append(logsumexp(log_norm[None] - 0.5 * maha, dim=1))
-    return torch.cat(out)
 
 
 def has_exact_density(prior: Prior) -> bool:

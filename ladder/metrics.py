@@ -8,7 +8,8 @@ Paper (Sec 4, SM F):
 * :func:`cross_entropy_statistics`: Table 2, E_q(z)[log p(z)] two ways: the prior's own estimate
   (what the reference code logs: the prior-VAE bound L(z) of Eq (4) / L'(z) of Eq (7) for the
   hierarchical and LaDDer priors) and an importance-sampled log p(z) (exact for Normal, GMM and
-  VampPrior).
+  VampPrior); beside it, beyond the paper, the entropy of the aggregate posterior q(z) and
+  KL(q(z) || p(z)), which unlike the cross-entropy do not move with the latent's scale.
 * :func:`generation_statistics`: Table 1 and SM Table 1 on the project's classifier features, the
   Fréchet classifier distance (FCD, :data:`ladder.features.FCD_LABEL`) of generated and of
   reconstructed images to the test images, their difference and the real-vs-real floor.
@@ -39,6 +40,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ladder.aggregate import aggregate_log_density_at_codes
 from ladder.data import ImageSet
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE
@@ -190,11 +192,24 @@ def cross_entropy_statistics(
     ``gap`` is importance_sampled - bound at the same z (paired standard error). The standard errors
     are across images, so they include both the spread of log p(z) over q(z) and the Monte Carlo
     noise of each estimate.
+
+    E_q(z)[log p(z)] moves with the latent's scale: z -> c z shifts it by -d log c, so a prior that
+    shrinks its latent gains nats. KL(q(z) || p(z)) = E_q(z)[log q(z)] - E_q(z)[log p(z)] does not
+    (both terms shift together). With log q(z) at the same z from the N images' posteriors
+    (:func:`ladder.aggregate.aggregate_log_density_at_codes`; N >= 2, else these keys are absent):
+
+    * ``aggregate_entropy`` and ``kl``: q = (1/N) sum_n q(z|x_n), the images' own aggregate
+      posterior (unbiased for it; an upper bound, in expectation, on the population's KL);
+    * ``aggregate_entropy_loo`` and ``kl_loo``: q(z_n) by the other N - 1 posteriors (a lower
+      bound, in expectation, on the population's KL).
+
+    Both KLs use ``importance_sampled`` log p(z) (paired standard errors); for the generative
+    priors its own downward bias raises both.
     """
     if n_is < 1:
         raise ValueError(f"n_is must be >= 1, got {n_is}")
     prior = model.prior
-    bounds, estimates = [], []
+    bounds, estimates, codes = [], [], []
     total = -(-len(images) // batch_size)
     batches = images.iter_batches(batch_size, shuffle=False, drop_last=False)
     for x, _ in tqdm(batches, total=total, desc="cross-entropy", disable=not progress,
@@ -203,10 +218,16 @@ def cross_entropy_statistics(
         z = reparameterise(mu, std)
         bounds.append(prior.cross_entropy(mu, std, z).double())
         estimates.append(prior_log_prob(prior, z, n_is).double())
+        codes.append((z, mu, std))
     bound, estimate = torch.cat(bounds), torch.cat(estimates)
+    columns = [("bound", bound), ("importance_sampled", estimate), ("gap", estimate - bound)]
+    if bound.numel() >= 2:
+        z, mu, std = (torch.cat(parts) for parts in zip(*codes, strict=True))
+        with_own, held_out = (v.double() for v in aggregate_log_density_at_codes(z, mu, std))
+        columns += [("aggregate_entropy", -with_own), ("kl", with_own - estimate),
+                    ("aggregate_entropy_loo", -held_out), ("kl_loo", held_out - estimate)]
     result: dict[str, float | int | bool] = {}
-    for name, values in (("bound", bound), ("importance_sampled", estimate),
-                         ("gap", estimate - bound)):
+    for name, values in columns:
         result[name], result[f"{name}_stderr"] = mean_and_stderr(values)
     result.update(exact=_is_exact(prior), n_is=n_is, n_images=int(bound.numel()))
     return result

@@ -10,11 +10,11 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 import ladder.latent2d as latent2d
+from ladder.aggregate import aggregate_log_density
 from ladder.config import ConfigError, ModelConfig
 from ladder.data import TensorImageSet
 from ladder.latent2d import (
     aggregate_cell_masses,
-    aggregate_log_density,
     compare_hyper_prior,
     compare_priors,
     cross_entropy,
@@ -74,22 +74,6 @@ def test_grid_points_shape_and_order():
     torch.testing.assert_close(points[1], torch.tensor([-5.5, -6.0]))  # x varies fastest
     with pytest.raises(ValueError):
         grid_points(6.0, 0.0)
-
-
-def test_aggregate_density_integrates_to_one_and_matches_a_mixture():
-    g = torch.Generator().manual_seed(0)
-    mu, std = torch.randn(300, 2, generator=g), 0.2 + torch.rand(300, 2, generator=g)
-    xs, ys, points = grid_points(7.0, 0.1)
-    log_q = aggregate_log_density(points, mu, std, chunk=1000)
-    mass = float(log_q.double().exp().sum() * (xs[1] - xs[0]) * (ys[1] - ys[0]))
-    assert abs(mass - 1.0) < 1e-3
-    mixture = torch.distributions.MixtureSameFamily(
-        torch.distributions.Categorical(logits=torch.zeros(300)),
-        torch.distributions.Independent(torch.distributions.Normal(mu, std), 1),
-    )
-    torch.testing.assert_close(log_q[::97], mixture.log_prob(points[::97]))
-    t = aggregate_log_density(torch.zeros(5, 1), mu[:, :1], std[:, :1])  # any dimension
-    assert t.shape == (5,)
 
 
 def test_cross_entropy_is_seeded_and_leaves_the_global_rng_alone():

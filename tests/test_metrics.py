@@ -1,11 +1,13 @@
-"""ladder.metrics: importance-sampled log p(x) and log p(z), the fixed Laplace scale, component
-assignments, generation statistics."""
+"""ladder.metrics: importance-sampled log p(x) and log p(z), KL(q(z) || p(z)), the fixed Laplace
+scale, component assignments, generation statistics."""
 
 import math
 import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.distributions import MultivariateNormal
 
@@ -145,6 +147,53 @@ def test_cross_entropy_two_ways_agree_for_a_normal_prior_and_bound_the_hierarchi
             assert stats["gap"] > 3 * stats["gap_stderr"]
         else:  # analytic E_q(z|x)[log p(z)] and exact log p(z) at a sample: same expectation
             assert abs(stats["gap"]) < 3 * stats["gap_stderr"]
+
+
+def _scaled_gmm_vae(c, d, k, seed, n=60, d_x=5):
+    """A linear encoder and a GMM prior (k = 1: a Gaussian) in float64, both scaled by ``c``:
+    z -> c z maps the model at c = 1 onto this one. Returns it and n images."""
+    g = torch.Generator().manual_seed(seed)
+    G, h = torch.randn(d, d_x, generator=g), torch.randn(d, generator=g)
+    std = 0.1 + torch.rand(d, generator=g)
+    encoder = _LinearEncoder(c * G.double(), c * h.double(), c * std.double())
+    prior = GMMPrior(d, n_components=k).double()
+    root = torch.randn(k, d, d, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        prior.means.copy_(c * torch.randn(k, d, generator=g))
+        prior.covariances.copy_(c**2 * (root @ root.mT + 0.5 * torch.eye(d)))
+        prior.weights.copy_(torch.softmax(torch.randn(k, generator=g), 0))
+    zero = torch.zeros(d_x, d, dtype=torch.float64)
+    model = VAE(encoder, _ImageDecoder(zero, zero[:, 0]), _ImageGaussian(1.0), prior)
+    images = _DoubleImages("synthetic", torch.randn(n, 1, 1, d_x, generator=g))
+    return model, images
+
+
+@settings(max_examples=20, deadline=None)
+@given(c=st.floats(0.05, 20.0), d=st.integers(1, 4), k=st.integers(1, 3),
+       seed=st.integers(0, 10**6))
+def test_kl_is_scale_invariant_where_the_cross_entropy_is_not(c, d, k, seed):
+    """Scale the encoder's output and the prior by c: E_q(z)[log p(z)] shifts by -d log c (Table
+    2's quantity rewards a shrunken latent), H[q(z)] by +d log c, KL(q || p) not at all."""
+    stats = {}
+    for scale in (1.0, c):
+        model, images = _scaled_gmm_vae(scale, d, k, seed)
+        torch.manual_seed(0)
+        stats[scale] = cross_entropy_statistics(model, images, n_is=2, batch_size=25)
+    one, scaled, shift = stats[1.0], stats[c], d * math.log(c)
+    for key, moves in (("importance_sampled", -shift), ("bound", -shift),
+                       ("aggregate_entropy", shift), ("aggregate_entropy_loo", shift),
+                       ("kl", 0.0), ("kl_loo", 0.0)):
+        assert scaled[key] == pytest.approx(one[key] + moves, abs=1e-6), key
+    for key in ("kl", "kl_loo", "aggregate_entropy"):
+        assert scaled[f"{key}_stderr"] == pytest.approx(one[f"{key}_stderr"], abs=1e-6)
+    # KL = E[log q] - E[log p] with E[log q] = -H, as the keys say.
+    assert one["kl"] == pytest.approx(-one["aggregate_entropy"] - one["importance_sampled"])
+
+
+def test_cross_entropy_statistics_of_one_image_has_no_aggregate_terms():
+    model, images = _scaled_gmm_vae(1.0, 2, 2, 0, n=1)
+    stats = cross_entropy_statistics(model, images, n_is=2)
+    assert stats["n_images"] == 1 and "kl" not in stats and "importance_sampled" in stats
 
 
 def _small_model(prior="normal", **model):
