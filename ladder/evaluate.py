@@ -7,7 +7,8 @@ quantities and writes ``RUN_DIR/evaluation.json``:
 * ``provenance``: config, checkpoint SHA-256 and epoch, seed, ladder / torch / Python versions,
   device, sample counts, the evaluation classifier's weights hash and accuracy, wall time per
   stage and in all;
-* ``metrics``: ``elbo`` (Table 3), ``cross_entropy`` (Table 2), ``log_likelihood``, ``clusters``
+* ``metrics``: ``elbo`` (Table 3), ``cross_entropy`` (Table 2, with the aggregate posterior's
+  entropy and KL(q(z) || p(z)) beside it), ``log_likelihood``, ``clusters``
   (Fig 4 as NMI / ARI), ``generation`` (Table 1 and SM Table 1 as the Fréchet classifier distance,
   FCD, with PRDC), and for CelebA ``inception_fid``. A block that cannot be computed holds
   ``{"skipped": reason}`` (and the reason is also in ``notes`` and warned on stderr);
@@ -72,7 +73,9 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "elbo": ("elbo", "elbo_stderr", "reconstruction", "entropy", "cross_entropy", "mae",
              "pixel_error_x100", "n_images"),
     "cross_entropy": ("bound", "bound_stderr", "importance_sampled", "importance_sampled_stderr",
-                      "gap", "gap_stderr", "exact", "n_is", "n_images"),
+                      "gap", "gap_stderr", "aggregate_entropy", "aggregate_entropy_stderr", "kl",
+                      "kl_stderr", "aggregate_entropy_loo", "aggregate_entropy_loo_stderr",
+                      "kl_loo", "kl_loo_stderr", "exact", "n_is", "n_images"),
     "log_likelihood": ("log_px", "nll", "stderr", "mc_stderr", "ess_mean", "n_images",
                        "n_samples", "n_inner", "nested"),
     "clusters": ("nmi", "ari", "n_components_used", "n_classes", "n_images"),
@@ -452,6 +455,12 @@ def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | 
         "bound_stderr", digits=2)
     row("E_q(z)[log p(z)], importance sampled", "cross_entropy", "importance_sampled",
         "importance_sampled_stderr", digits=2)
+    row("H[q(z)], aggregate posterior of the test images", "cross_entropy", "aggregate_entropy",
+        "aggregate_entropy_stderr", digits=2)
+    row("KL(q(z) || p(z)) (scale-free; upper in expectation)", "cross_entropy", "kl",
+        "kl_stderr", digits=2)
+    row("KL(q(z) || p(z)), leave one out (lower in expectation)", "cross_entropy", "kl_loo",
+        "kl_loo_stderr", digits=2)
     row("-log p(x) (nats/image, IS)", "log_likelihood", "nll", "stderr")
     row("  Monte Carlo s.e. of -log p(x)", "log_likelihood", "mc_stderr", digits=2)
     row("  mean effective sample size of K", "log_likelihood", "ess_mean", digits=1)

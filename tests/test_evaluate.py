@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -69,6 +70,9 @@ def test_evaluation_json_has_the_schema_and_provenance(runs, classifier_file):
     m = data["metrics"]
     assert m["elbo"]["n_images"] == 60 and m["log_likelihood"]["nested"] is True
     assert m["cross_entropy"]["exact"] is False and m["cross_entropy"]["n_is"] == 3
+    ce = m["cross_entropy"]  # KL = E[log q] - E[log p], and leaving the own posterior out
+    assert ce["kl"] == pytest.approx(-ce["aggregate_entropy"] - ce["importance_sampled"])
+    assert ce["kl"] >= ce["kl_loo"] - math.log(60 / 59)  # only lowers log q (by log N/(N-1))
     cfg, model = load_run(run, "cpu")  # the clusters are those of the evaluated test subset
     test = load_dataset("mnist", "test", n=SMALL["n_test"], seed=cfg.train.seed)
     assert m["clusters"] == cluster_statistics(model, test)
@@ -218,3 +222,15 @@ def test_summary_table_puts_runs_side_by_side():
     assert table.splitlines()[0] == "| metric | ladder | gmm |"
     assert "| ELBO (nats/image, Table 3) | 1.0 ± 0.1 | 1.0 ± 0.1 |" in table
     assert "| NMI components vs classes (Fig 4) | - | - |" in table
+
+
+def test_summary_table_leaves_keys_an_older_evaluation_lacks_blank():
+    new, old = _valid(), _valid()
+    ce = {"bound": -20.0, "bound_stderr": 0.5, "importance_sampled": -19.0,
+          "importance_sampled_stderr": 0.5}
+    new["metrics"]["cross_entropy"] = {**ce, "kl": 3.25, "kl_stderr": 0.25}
+    old["metrics"]["cross_entropy"] = ce  # written before KL was reported
+    table = summary_table([new, old], ["new", "old"])
+    kl_row = next(line for line in table.splitlines() if line.startswith("| KL(q(z) || p(z)) ("))
+    assert kl_row.endswith("| 3.25 ± 0.25 | - |")
+    assert "| E_q(z)[log p(z)], importance sampled | -19.00 ± 0.50 | -19.00 ± 0.50 |" in table
