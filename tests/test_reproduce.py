@@ -346,9 +346,11 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
     runs = {r.id: r for r in manifest.runs("quick")}
     elbos = [-100.0, -102.0, -104.0]
     for seed, elbo in enumerate(elbos):
-        _finish(tmp_path / "runs", runs[f"mnist-ladder-seed{seed}"], {"metrics": {
-            "elbo": {"elbo": elbo, "pixel_error_x100": 5.0 + seed},
-            "cross_entropy": {"skipped": "test"}, "generation": {"fcd_generated": 10.0}}})
+        metrics = {"elbo": {"elbo": elbo, "pixel_error_x100": 5.0 + seed},
+                   "cross_entropy": {"skipped": "test"}, "generation": {"fcd_generated": 10.0}}
+        if seed < 2:  # seed 2's evaluation predates -log p(x) in the tables: it is left out
+            metrics["log_likelihood"] = {"nll": 110.0 + 4 * seed}
+        _finish(tmp_path / "runs", runs[f"mnist-ladder-seed{seed}"], {"metrics": metrics})
     _finish(tmp_path / "runs", runs["mnist-ladder-dt8-seed0"], {"metrics": {
         "elbo": {"elbo": -99.0}, "generation": {"fcd_generated": 7.5}}})
     _finish(tmp_path / "runs", runs["fig4-mnist-vamp-seed0"], {"clusters": {
@@ -363,9 +365,10 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
     md = (out / "table3_elbo.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| mnist | ladder |"))
     # mean -102, sample std 2 (ddof 1); the paper's value beside it; the three runs cited
-    assert "| -102.0 ± 2.0 | 1562.5 ± 25.1 | 6.00 ± 1.00 | 2.2 ± 0.06 | 3/5 |" in row
+    assert "| -102.0 ± 2.0 | 1562.5 ± 25.1 | 6.00 ± 1.00 | 2.2 ± 0.06 | 112.0 ± 2.8 | 3/5 |" \
+        in row
     assert row.endswith("| mnist-ladder-seed0, mnist-ladder-seed1, mnist-ladder-seed2 |")
-    assert "| mnist | normal | - | 1528.6 ± 21.3 | - | 2.3 ± 0.06 | 0/5 | not run |" in md
+    assert "| mnist | normal | - | 1528.6 ± 21.3 | - | 2.3 ± 0.06 | - | 0/5 | not run |" in md
     assert "Scale: **quick**" in md and "Seeds: 0, 1, 2" in md
     assert "Device: cpu (test, 2 cores). Commit: abc1234. Total run time: 3 min 00 s over 3 " \
            "runs" in md
@@ -376,6 +379,8 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
     assert math.isclose(float(ladder["ELBO std"]), 2.0)
     assert ladder["runs"] == "mnist-ladder-seed0 mnist-ladder-seed1 mnist-ladder-seed2"
     assert ladder["ELBO (paper)"] == "1562.5 ± 25.1" and ladder["scale"] == "quick"
+    assert ladder["-log p(x) IS n"] == "2" and math.isclose(float(ladder["-log p(x) IS mean"]),
+                                                             112.0)
     ablation = (out / "sm_table2_dt_ablation.md").read_text()
     assert "| mnist | 2 | 10.00 ± 0.00 | 58.7 ± 1.8 |" in ablation  # d_t = 2: Table 3's runs
     assert "| mnist | 8 | 7.50 | 6.4 ± 1.3 |" in ablation  # one seed: no ±
@@ -384,6 +389,25 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
         out / "fig4_clusters.md").read_text()
     assert not (out / "table1_celeba_fid.md").exists()  # no CelebA run finished
     assert "table3_elbo.md" in (out / "README.md").read_text()
+
+
+def test_report_shows_kl_beside_the_cross_entropy_and_blanks_older_evaluations(manifest,
+                                                                               tmp_path):
+    runs = {r.id: r for r in manifest.runs("quick")}
+    ce = {"bound": -30.0, "importance_sampled": -29.0}
+    for seed, kl in ((0, 4.0), (1, 6.0)):
+        _finish(tmp_path / "runs", runs[f"mnist-gmm-seed{seed}"], {"metrics": {
+            "elbo": {"elbo": -100.0}, "cross_entropy": {**ce, "kl": kl, "kl_loo": kl - 3}}})
+    _finish(tmp_path / "runs", runs["mnist-normal-seed0"], {"metrics": {  # an older evaluation
+        "elbo": {"elbo": -100.0}, "cross_entropy": ce}})
+    rp.report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
+    md = (tmp_path / "results" / "quick" / "table2_cross_entropy.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| dataset |"))
+    assert header.endswith("| KL(q(z)||p(z)) | KL(q(z)||p(z)) leave one out | seeds | runs |")
+    # bound, the paper's value, importance sampled, KL, KL leave one out (mean ± std over seeds)
+    assert "| mnist | gmm | -30.00 ± 0.00 | -8.4 ± 0.9 | -29.00 ± 0.00 | 5.00 ± 1.41 | " \
+           "2.00 ± 1.41 | 2/5 |" in md
+    assert "| mnist | normal | -30.00 | -19.0 ± 0.1 | -29.00 | - | - | 1/5 |" in md
 
 
 def test_cli_lists_runs_and_reports_nothing_to_report(tmp_path, capsys):
