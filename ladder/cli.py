@@ -118,6 +118,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out is not None and len(args.run_dirs) > 1:
         print("ladder evaluate: error: --out needs a single RUN_DIR", file=sys.stderr)
         return 2
+    if args.frozen_latent:
+        return _frozen_latent(args)
     warnings.simplefilter("ignore", EvaluationSkipped)  # printed below, once per run
     counts = {key: getattr(args, key) for key in ("n_samples", "n_is", "n_nll", "n_inner")
               if getattr(args, key) is not None}  # None: evaluate_run's defaults
@@ -141,6 +143,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         results.append(data)
     names = [Path(r).name for r in args.run_dirs] if len(args.run_dirs) > 1 else None
     print(summary_table(results, names))
+    return 0
+
+
+def _frozen_latent(args: argparse.Namespace) -> int:
+    """``ladder evaluate --frozen-latent``: every prior fitted to each run's frozen codes."""
+    from ladder.frozen_latent import frozen_latent_table, write_frozen_latent_comparison
+
+    options = {"n_test": args.n_test, "epochs": args.prior_epochs, "seed": args.seed,
+               "device": args.device or "auto", "progress": not args.no_progress}
+    if args.n_is is not None:
+        options["n_samples"] = args.n_is
+    for run_dir in args.run_dirs:
+        try:
+            path, result = write_frozen_latent_comparison(run_dir, args.out, **options)
+        except ValueError as err:
+            print(f"ladder evaluate: error: {run_dir}: {_one_line(err)}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}", file=sys.stderr)
+        print(frozen_latent_table(result))
     return 0
 
 
@@ -278,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hierarchical and LaDDer priors: generate with (--sample-noise) or "
                         "without (--no-sample-noise, the reference code) the noise of p(z|t) "
                         "(default: the run's model.sample_noise)")
+    p.add_argument("--frozen-latent", action="store_true",
+                   help="instead of the evaluation: fit every prior family to the run's frozen "
+                        "training codes and score log p(z) on its test codes (Fig 2's protocol "
+                        "at any d_z; --n-is importance samples, default 256); writes "
+                        "RUN_DIR/frozen_latent.json")
+    p.add_argument("--prior-epochs", type=_int_between(1, 10_000), default=10, metavar="N",
+                   help="with --frozen-latent: epochs fitting each prior (default 10; paper's "
+                        "Fig 2: 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -327,7 +327,7 @@ def _evaluate(
 ) -> PriorComparison:
     """Grid densities and cross-entropies of ``priors`` against the aggregate posterior of the
     ``train`` encodings (steps 2 and 3 of :func:`compare_priors`)."""
-    (mu_train, std_train), (mu_test, std_test) = train, test
+    mu_train, std_train = train
     xs, ys, points = grid_points(extent, resolution, mu_train.device)
     shape = (len(ys), len(xs))
     # q's exact mass per cell over the cell's area: a density average that, unlike the density at
@@ -336,14 +336,29 @@ def _evaluate(
     masses = aggregate_cell_masses(xs, ys, mu_train, std_train).clamp(min=1e-300)
     log_q = (masses / cell_area).log().to(mu_train.dtype).reshape(shape).cpu()
     result = PriorComparison(xs.cpu(), ys.cpu(), log_q, priors=dict(priors))
-    for name, prior in {"aggregate": AggregatePosterior(mu_train, std_train), **priors}.items():
-        mean, stderr = cross_entropy(prior, mu_test, std_test, n_z, n_samples, seed)
-        result.cross_entropy[name] = mean
-        result.cross_entropy_stderr[name] = stderr
-        if name != "aggregate":
-            with _seeded(seed, mu_train.device):
-                result.log_p[name] = log_density(prior, points, n_samples).reshape(shape).cpu()
+    result.cross_entropy, result.cross_entropy_stderr = cross_entropies(priors, train, test, n_z,
+                                                                        n_samples, seed)
+    for name, prior in priors.items():
+        with _seeded(seed, mu_train.device):
+            result.log_p[name] = log_density(prior, points, n_samples).reshape(shape).cpu()
     return result
+
+
+def cross_entropies(
+    priors: dict[str, Prior],
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    n_z: int = 1,
+    n_samples: int = 256,
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """E_q(z)[log p(z)] (Eq (3)) on the ``test`` encodings ``(mu, std)`` for each of ``priors``
+    and, first, for the aggregate posterior of the ``train`` encodings (key ``"aggregate"``), by
+    :func:`cross_entropy`: ``(means, standard errors)``. Every prior is scored at the same z."""
+    means, stderrs = {}, {}
+    for name, prior in {"aggregate": AggregatePosterior(*train), **priors}.items():
+        means[name], stderrs[name] = cross_entropy(prior, *test, n_z, n_samples, seed)
+    return means, stderrs
 
 
 class AggregatePosterior(Prior):
