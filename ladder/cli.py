@@ -89,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         trainer = Trainer.resume(args.resume, _overrides(args))
         done, epochs = trainer.epoch, trainer.cfg.train.epochs
-        if done == epochs:
+        if trainer.is_complete:
             print(f"{args.resume} has completed its {epochs} epochs; nothing to train (raise "
                   "train.epochs with --set to train more)", file=sys.stderr)
         else:

@@ -78,7 +78,9 @@ class ModelConfig:
     prior_slope: float = 0.2  # LeakyReLU slope of the prior-VAE MLPs (reference code)
     sigma_mode: str = "mae"  # Laplace scale: mae (its maximiser, SM C) | learned | batch_mae (ref.)
     sigma_init: float = 0.5
-    prior_scale_mode: str = "learned"  # p(z|t) std: learned | clamped to bounds (reference)
+    # p(z|t) std: learned (Adam on log s) | clamped to bounds (reference) | closed_form (its
+    # maximiser, as sigma_mode = mae; the paper does not say)
+    prior_scale_mode: str = "learned"
     prior_scale_init: float = 0.1
     prior_scale_bounds: tuple[float, float] = (0.05, 0.1)
     n_mc: int = 100  # Monte Carlo samples for the prior term (reference code: 100)
@@ -107,6 +109,12 @@ class TrainConfig:
     lr_prior_growth: float = 1.0  # per-epoch factor on lr_prior (reference: 1.01)
     grad_clip: float | None = None  # element-wise gradient clip (reference: 1.0)
     warmup_epochs: int = 0  # epochs with an N(0, I) prior on z (reference: sg_pretraining)
+    # Adam steps of the prior block per batch, each at a fresh z (Algorithm 1 and the reference
+    # code take one); > 1 needs bca = sequential
+    prior_steps: int = 1
+    # after the epochs, epochs of the prior block alone on the frozen latent (each with its
+    # refit of xi), logged with "phase": "prior_finetune"
+    prior_finetune_epochs: int = 0
     bca: str = "sequential"  # sequential (Algorithm 1) | joint (one backward for both blocks)
     refit_source: str = "epoch"  # encodings for the end-of-epoch refit: epoch | fresh
     refit_points: int | None = None  # subsample for the refit; None: all (reference: 2048)
@@ -499,7 +507,7 @@ _CHOICES = {
     "model.activation": ("relu", "leaky_relu"),
     "model.output_activation": ("sigmoid", "relu", "linear"),
     "model.sigma_mode": ("mae", "learned", "batch_mae"),
-    "model.prior_scale_mode": ("learned", "clamped"),
+    "model.prior_scale_mode": ("learned", "clamped", "closed_form"),
     "model.hyper_log_prob": ("bound", "plugin"),
     "model.density_kind": ("predictive", "plugin"),
     "model.dpgmm_priors": ("paper", "sklearn"),
@@ -559,6 +567,14 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"train.betas must lie in [0, 1), got {t.betas}")
     if not 0 <= t.warmup_epochs <= t.epochs:
         raise ConfigError(f"train.warmup_epochs must lie in [0, epochs], got {t.warmup_epochs}")
+    _positive("train.prior_steps", t.prior_steps)
+    if t.prior_steps > 1 and t.bca == "joint":
+        raise ConfigError(f"train.prior_steps = {t.prior_steps} needs train.bca = sequential "
+                          "(joint takes the prior block's one step from the data block's "
+                          "backward pass); set train.bca=sequential or train.prior_steps=1")
+    if t.prior_finetune_epochs < 0:
+        raise ConfigError(f"train.prior_finetune_epochs must be >= 0, got "
+                          f"{t.prior_finetune_epochs}")
     for rate, factor in (("lr", "lr_decay"), ("lr_prior", "lr_prior_growth")):
         _check_schedule(t, rate, factor)
     if t.refit_source == "fresh" and t.refit_points is None:

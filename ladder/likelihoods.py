@@ -1,5 +1,6 @@
 """Decoder likelihoods: Laplace p(x|z) for the data VAE (SM C, Eq (14)-(15)) and Gaussian p(z|t)
-for the prior VAE (reference-code-notes §2). Each holds its scalar scale as a parameter.
+for the prior VAE (reference-code-notes §2). Each holds one scalar scale: a parameter, or a
+buffer set to its maximiser in closed form.
 
 ``log_prob`` returns one value per sample: it sums over the last three dims (C, H, W) for the
 Laplace and over the last dim for the Gaussian; any leading dims ([B] or [S, B]) are kept and the
@@ -15,7 +16,19 @@ from torch import Tensor, nn
 
 LAPLACE_MODES = ("mae", "learned", "batch_mae")
 MAE_MOMENTUM = 0.9
-GAUSSIAN_MODES = ("learned", "clamped")
+GAUSSIAN_MODES = ("learned", "clamped", "closed_form")
+
+
+@torch.no_grad()
+def moving_maximiser(average: Tensor, steps: Tensor, value: Tensor) -> Tensor:
+    """One step of the closed-form scale updates: fold ``value`` (a batch's maximiser) into the
+    moving average ``average`` (momentum :data:`MAE_MOMENTUM`; ``average`` and the step count
+    ``steps`` are updated in place) and return the average bias-corrected as Adam's moments are,
+    so the first step returns ``value`` itself."""
+    steps += 1
+    average.mul_(MAE_MOMENTUM).add_((1 - MAE_MOMENTUM) * value)
+    correction = 1 - torch.pow(MAE_MOMENTUM, steps.double())  # no host sync
+    return average / correction.to(average.dtype)
 
 
 class LaplaceLikelihood(nn.Module):
@@ -69,20 +82,13 @@ class LaplaceLikelihood(nn.Module):
             return self.last_sigma.clone()
         return torch.maximum(self.v.abs(), (x - x_hat).abs().mean())
 
-    @torch.no_grad()
-    def _update_sigma(self, batch_mae: Tensor) -> None:
-        """sigma <- the bias-corrected moving average of the batch mean absolute errors."""
-        self.mae_steps += 1
-        self.mae_average.mul_(MAE_MOMENTUM).add_((1 - MAE_MOMENTUM) * batch_mae)
-        correction = 1 - torch.pow(MAE_MOMENTUM, self.mae_steps.double())  # no host sync
-        self.sigma.copy_(self.mae_average / correction.to(self.mae_average.dtype))
-
     def log_prob(self, x: Tensor, x_hat: Tensor) -> Tensor:
         """Eq (14) per image: x, x_hat [..., C, H, W] -> [...]."""
         if x.dim() < 3 or x_hat.dim() < 3:
             raise ValueError("x and x_hat must be images [..., C, H, W]")
         if self.sigma_mode == "mae" and self.training and torch.is_grad_enabled():
-            self._update_sigma((x - x_hat).detach().abs().mean())
+            batch_mae = (x - x_hat).detach().abs().mean()
+            self.sigma.copy_(moving_maximiser(self.mae_average, self.mae_steps, batch_mae))
         sigma = self.scale(x, x_hat)
         if self.sigma_mode == "batch_mae":
             self.last_sigma.copy_(sigma.detach())
@@ -102,8 +108,17 @@ class GaussianLikelihood(nn.Module):
     ``scale_mode``:
 
     * ``"learned"``: ``s = exp(log_s)``, ``log_s`` a parameter starting at ``log(scale_init)``.
+      At lr 5e-4 from 0.1 Adam barely moves it (0.08-0.13 over a run, issue #15).
     * ``"clamped"`` (the reference code): ``s = clamp(|u|, *bounds)``, ``u`` a parameter starting
       at ``scale_init`` (0.1, the upper bound); outside the bounds the clamp passes no gradient.
+    * ``"closed_form"``: s is set to its maximiser, as the Laplace sigma is in ``"mae"`` mode.
+      The Gaussian term of Eq (4) has ``d/ds [-sum_j (z_j - z_hat_j)^2 / (2 s^2) - d log s] =
+      sum_j (z_j - z_hat_j)^2 / s^3 - d / s``, zero at ``s^2 = mean_j (z_j - z_hat_j)^2``; over a
+      batch, the mean over rows and dimensions. A call with ``fit_scale=True`` in training mode
+      with gradients on (a step of the prior block, which alone maximises Eq (4) in s) sets
+      ``s^2`` to a bias-corrected moving average of the batches' mean squared errors
+      (:func:`moving_maximiser`); every other call, the data-VAE block's included, uses the stored
+      s. No gradient flows through s; at the optimum the bound's derivative in s is zero.
     """
 
     def __init__(
@@ -124,17 +139,29 @@ class GaussianLikelihood(nn.Module):
         self.bounds = (float(lo), float(hi))
         if scale_mode == "learned":
             self.log_s = nn.Parameter(torch.tensor(math.log(scale_init)))
-        else:
+        elif scale_mode == "clamped":
             self.u = nn.Parameter(torch.tensor(float(scale_init)))
+        else:
+            self.register_buffer("mse_average", torch.tensor(0.0))
+            self.register_buffer("mse_steps", torch.tensor(0, dtype=torch.long))
+            self.register_buffer("s", torch.tensor(float(scale_init)))
 
     def scale(self) -> Tensor:
         """The std ``s`` in use (a 0-dim tensor)."""
         if self.scale_mode == "learned":
             return self.log_s.exp()
-        return self.u.abs().clamp(*self.bounds)
+        if self.scale_mode == "clamped":
+            return self.u.abs().clamp(*self.bounds)
+        return self.s.clone()
 
-    def log_prob(self, z: Tensor, z_hat: Tensor) -> Tensor:
-        """Per sample: z, z_hat [..., d] -> [...]."""
+    def log_prob(self, z: Tensor, z_hat: Tensor, fit_scale: bool = False) -> Tensor:
+        """Per sample: z, z_hat [..., d] -> [...]. ``fit_scale``: the caller is a training step of
+        the prior block, so a ``"closed_form"`` s moves to its maximiser first (class docstring)."""
+        if self.scale_mode == "closed_form" and fit_scale and self.training and (
+            torch.is_grad_enabled()
+        ):
+            batch_mse = (z - z_hat).detach().square().mean()
+            self.s.copy_(moving_maximiser(self.mse_average, self.mse_steps, batch_mse).sqrt())
         s = self.scale()
         d = z.shape[-1]
         sq = (z - z_hat).square().sum(dim=-1)

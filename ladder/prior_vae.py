@@ -66,11 +66,17 @@ class PriorVAE(Prior):
         self.sample_noise = sample_noise
 
     def bound_terms(self, z: Tensor) -> dict[str, Tensor]:
-        """The three terms of Eq (4) (Eq (7) for LaDDer) at the samples ``z``, one value per row."""
+        """The three terms of Eq (4) (Eq (7) for LaDDer) at the samples ``z``, one value per row.
+
+        A closed-form decoder std s (``scale_mode="closed_form"``) moves only in a step of the
+        prior block: when alpha is trainable here. The trainer's data-VAE block holds alpha, beta
+        fixed (``ladder.train.frozen``) and evaluation runs in eval mode or without gradients, so
+        neither moves s."""
         mu_t, std_t = self.encoder(z)
         t = reparameterise(mu_t, std_t)
+        alpha_trains = any(p.requires_grad for p in self.decoder.parameters())
         return {
-            "reconstruction": self.likelihood.log_prob(z, self.decoder(t)),
+            "reconstruction": self.likelihood.log_prob(z, self.decoder(t), fit_scale=alpha_trains),
             "entropy": gaussian_entropy(std_t),
             "cross_entropy": self.hyper.cross_entropy(mu_t, std_t, t),
         }
@@ -115,8 +121,10 @@ class PriorVAE(Prior):
         return self.decoder(t)
 
     def sample(self, n: int) -> Tensor:
-        """t ~ p(t), then the mean of p(z | t) (the reference code's sampler; ``sample_noise``
-        adds the Gaussian noise of p(z | t))."""
+        """t ~ p(t), then the mean of p(z | t) (the reference code's sampler). ``sample_noise``
+        adds p(z | t)'s noise, s times N(0, I) with the s in use in any ``scale_mode``, which
+        samples p(z) = int p(z|t) p(t) dt itself: Cov z = Cov z_hat(t) + s^2 I. In a ladder each
+        level draws its t from the next level's ``sample``, with that level's noise."""
         z = self.decoder(self.hyper.sample(n))
         if self.sample_noise:
             z = z + self.likelihood.scale() * torch.randn_like(z)
@@ -127,6 +135,9 @@ class PriorVAE(Prior):
         """Pass samples t ~ q(t|z) of the aggregate hyper posterior (SM A.2) to the hyper prior."""
         mu_t, std_t = self.encoder(z)
         return self.hyper.refit(reparameterise(mu_t, std_t))
+
+    def decoder_scales(self) -> list[float]:
+        return [float(self.likelihood.scale().detach()), *self.hyper.decoder_scales()]
 
 
 class DPGMMHyperPrior(Prior):

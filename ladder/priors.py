@@ -11,6 +11,7 @@ on it), through one method, so the trainer never asks which prior it has:
 * ``sample(n)``: draws from the prior.
 * ``refit(z)``: the end-of-epoch coordinate-ascent hook (Algorithm 1's xi update for LaDDer; the EM
   refit of the GMM prior); a no-op by default.
+* ``decoder_scales()``: the std of p(z|t) at each prior-VAE level, for the epoch log.
 
 The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
 """
@@ -78,6 +79,11 @@ class Prior(nn.Module):
     def refit(self, z: Tensor) -> dict[str, Any]:
         """End-of-epoch update from encodings ``z`` of the training set; returns log fields."""
         return {}
+
+    def decoder_scales(self) -> list[float]:
+        """The std s of each prior-VAE level's p(z|t), outermost first (logged per epoch); empty
+        for a prior without a decoder."""
+        return []
 
     @property
     def device(self) -> torch.device:

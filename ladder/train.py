@@ -4,12 +4,23 @@ Per minibatch:
 
 1. theta, phi (and the Laplace scale): one Adam step on L''(x) of Eq (8) with alpha, beta, xi fixed;
 2. alpha, beta (the prior block; also the VampPrior's pseudo-inputs and a gradient-fitted GMM):
-   one Adam step on the prior's own objective, L'(z) of Eq (7), with xi fixed.
+   ``train.prior_steps`` Adam steps (Algorithm 1 and the reference code: one) on the prior's own
+   objective, L'(z) of Eq (7), with xi fixed, each at a fresh z ~ q(z|x) of the batch.
 
 At the end of each epoch, xi: coordinate ascent on L(t; xi) of Eq (6) (``Prior.refit``), which for
 the GMM prior is its EM refit. ``train.bca = "sequential"`` takes step 2 with a fresh encoding of
 the batch under the updated phi, as Algorithm 1 and the reference code do; ``"joint"`` takes both
 steps from one backward pass of L'' (its gradient in alpha, beta is that of L'(z)), which is cheaper.
+
+The prior's training budget. Block coordinate ascent maximises each block in turn, and the paper
+does not say how far; one Adam step per batch leaves the prior VAE under-trained against the GMM
+baseline's EM to convergence (issue #15). Two settings raise it, departures from the reference
+code: ``train.prior_steps`` (above) and ``train.prior_finetune_epochs``, epochs of step 2 alone
+after the last epoch, on the frozen latent (the final encoder's q(z|x) of the training images, one
+step per batch at a fresh z), each followed by the refit of xi and the test evaluation and logged
+with ``"phase": "prior_finetune"`` and its own epoch count; the prior's learning rate stays at
+the last epoch's. A finished run may be resumed with more of them, but not with more epochs once
+they have begun.
 
 A run folder holds ``checkpoint.pt`` (everything needed to resume exactly), ``metrics.jsonl`` (one
 line per epoch) and ``config.yaml``, all written atomically at the end of every epoch; the two text
@@ -67,9 +78,11 @@ LOCK = "train.lock"
 TRAIN_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae", "prior_objective")
 NAN_CHECK_EVERY = 50
 RESUME_STATE_KEYS = ("optimizers", "rng", "history")  # beyond checkpoint.REQUIRED_KEYS
+PRIOR_FINETUNE = "prior_finetune"  # the "phase" of the prior fine-tuning epochs' records
 RESUMABLE_KEYS = (
     "train.epochs", "train.lr", "train.lr_prior", "train.betas", "train.lr_decay",
-    "train.lr_prior_growth", "train.grad_clip", "train.warmup_epochs", "train.bca",
+    "train.lr_prior_growth", "train.grad_clip", "train.warmup_epochs", "train.prior_steps",
+    "train.prior_finetune_epochs", "train.bca",
     "train.refit_source", "train.refit_points", "train.device", "train.precision",
     "train.channels_last", "train.eval_batch_size", "train.progress", "data.root",
 )
@@ -300,6 +313,7 @@ class Trainer:
             else None
         )
         self.epoch = 0  # completed epochs
+        self.finetune_epoch = 0  # completed prior fine-tuning epochs (train.prior_finetune_epochs)
         self.history: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []  # {"epoch", "changes"} of each resume with changes
         self.pending_changes: dict[str, list[Any]] = {}  # recorded with the next epoch
@@ -320,6 +334,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "epoch": self.epoch,
+            "prior_finetune_epoch": self.finetune_epoch,
             "config": self.cfg.to_dict(),
             "model": self.model.state_dict(),
             "optimizers": {
@@ -355,6 +370,7 @@ class Trainer:
             if "cuda" in state["rng"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
             self.epoch = int(state["epoch"])
+            self.finetune_epoch = int(state.get("prior_finetune_epoch", 0))
             self.history = list(state["history"])
             self.resumes = list(state.get("resumes", []))
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
@@ -372,8 +388,10 @@ class Trainer:
 
         ``overrides`` (``key=value``, as ``--set``) may change :data:`RESUMABLE_KEYS`; every other
         change is refused with :class:`ConfigError` naming the key, and so is a change that no
-        epoch would use (the run is complete and ``train.epochs`` is not raised). The changes
-        are recorded with the next epoch (module docstring).
+        epoch would use (the run is complete and neither ``train.epochs`` nor
+        ``train.prior_finetune_epochs`` is raised), fewer epochs than are done, and more epochs
+        once the prior fine-tuning has begun. The changes are recorded with the next epoch
+        (module docstring).
         """
         run_dir = Path(run_dir)
         path = run_dir / CHECKPOINT
@@ -385,15 +403,34 @@ class Trainer:
         changes = config_changes(saved, cfg)
         trainer = cls(cfg, run_dir, **data)
         trainer.load_state(state)
-        if cfg.train.epochs < trainer.epoch or (changes and cfg.train.epochs == trainer.epoch):
+        t, done, finetuned = cfg.train, trainer.epoch, trainer.finetune_epoch
+        if t.epochs < done or (changes and trainer.is_complete and not finetuned):
             raise ConfigError(
-                f"train.epochs = {cfg.train.epochs}, but {path} has completed {trainer.epoch} "
+                f"train.epochs = {t.epochs}, but {path} has completed {done} "
                 f"epochs, so no epoch would use these settings; set train.epochs above "
-                f"{trainer.epoch} to train more"
+                f"{done} to train more"
+            )
+        if finetuned and t.epochs > done:
+            raise ConfigError(
+                f"train.epochs = {t.epochs}, but {path} has begun its prior fine-tuning after "
+                f"epoch {done} ({finetuned} of train.prior_finetune_epochs done); keep "
+                f"train.epochs = {done}, or start a new run for more epochs"
+            )
+        if t.prior_finetune_epochs < finetuned or (changes and trainer.is_complete):
+            raise ConfigError(
+                f"train.prior_finetune_epochs = {t.prior_finetune_epochs}, but {path} has "
+                f"completed {finetuned} prior fine-tuning epochs, so no epoch would use these "
+                f"settings; set train.prior_finetune_epochs above {finetuned} to train more"
             )
         trainer.pending_changes = changes
         trainer._checkpoint_identity = identity
         return trainer
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the run has done its ``train.epochs`` and ``train.prior_finetune_epochs``."""
+        t = self.cfg.train
+        return self.epoch >= t.epochs and self.finetune_epoch >= t.prior_finetune_epochs
 
     def _write_run_files(self) -> None:
         """``metrics.jsonl`` and ``config.yaml`` as the checkpoint on disk has them."""
@@ -405,7 +442,8 @@ class Trainer:
     # Training
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``train.epochs`` epochs are complete; returns the per-epoch records.
+        """Train until ``train.epochs`` epochs, then ``train.prior_finetune_epochs`` prior
+        fine-tuning epochs, are complete; returns the per-epoch records.
 
         Holds the run folder's lock (:func:`run_lock`) and refuses a checkpoint this trainer did
         not write or load (a fresh trainer in an occupied folder, or another trainer's work).
@@ -419,11 +457,17 @@ class Trainer:
                     f"trainer?); resume again with `ladder train --resume {self.run_dir}`"
                 )
             self._write_run_files()
-            while self.epoch < self.cfg.train.epochs:
-                record = self.run_epoch()
+            while not self.is_complete:
+                if self.epoch < self.cfg.train.epochs:
+                    record = self.run_epoch()
+                else:
+                    record = self.run_prior_finetune_epoch()
                 if self.pending_changes:
                     record["config_changes"] = self.pending_changes
-                    self.resumes.append({"epoch": self.epoch - 1, "changes": self.pending_changes})
+                    resume = {"epoch": record["epoch"] - 1, "changes": self.pending_changes}
+                    if "phase" in record:
+                        resume["phase"] = record["phase"]
+                    self.resumes.append(resume)
                     self.pending_changes = {}
                 self.history.append(record)
                 save_checkpoint(self.state(), self.checkpoint_path)
@@ -447,34 +491,80 @@ class Trainer:
         train = self._train_batches(epoch, warmup)
         train_seconds = time.perf_counter() - started
 
-        try:
-            started = time.perf_counter()
-            refit = self.model.prior.refit(self._refit_encodings(train.pop("z_epoch"), epoch))
-            refit_seconds = time.perf_counter() - started
-
-            started = time.perf_counter()
-            test = elbo_statistics(self.model, self.test_set, t.eval_batch_size)
-            eval_seconds = time.perf_counter() - started
-        except (ValueError, ArithmeticError, torch.linalg.LinAlgError,
-                np.linalg.LinAlgError) as err:  # e.g. a GMM refit of exploded encodings
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise self._diverged(
-                f"the prior's refit or the test evaluation failed at the end of epoch "
-                f"{epoch + 1} ({first})"
-            ) from err
-
-        self._check_parameters(epoch)
+        refit, test, seconds = self._refit_and_evaluate(train.pop("z_epoch"), epoch,
+                                                        f"epoch {epoch + 1}")
+        self._check_parameters(f"epoch {epoch + 1}")
         self.epoch = epoch + 1
         record: dict[str, Any] = {"epoch": self.epoch, "warmup": warmup}
         record.update({f"train_{k}": v for k, v in train.items()})
-        record.update({f"test_{k}": v for k, v in test.items()})
-        record.update({f"refit_{k}": v for k, v in refit.items()})
-        record["sigma"] = float(self.model.likelihood.scale().detach())
+        record.update(self._scales_and_evaluation(test, refit))
         record["lr"] = self.vae_opt.param_groups[0]["lr"]
-        record.update(
-            seconds_train=train_seconds, seconds_refit=refit_seconds, seconds_eval=eval_seconds
-        )
+        record.update(seconds_train=train_seconds, **seconds)
         return record
+
+    def run_prior_finetune_epoch(self) -> dict[str, Any]:
+        """One epoch of the prior fine-tuning phase (module docstring): the prior block alone on
+        the frozen latent, one step per batch of the training images at a fresh z ~ q(z|x), then
+        the refit of xi and the test evaluation. Its record has ``"phase": "prior_finetune"``."""
+        t = self.cfg.train
+        index = t.epochs + self.finetune_epoch  # seeds the batch order and the refit's subsample
+        label = f"prior fine-tuning epoch {self.finetune_epoch + 1}"
+        if self.prior_opt is not None:
+            for group in self.prior_opt.param_groups:  # the last epoch's rate
+                group.update(lr=t.lr_prior * t.lr_prior_growth ** (t.epochs - 1), betas=t.betas)
+        started = time.perf_counter()
+        self.model.train()
+        mu, std = encode_images(self.model, self.train_set, t.eval_batch_size)
+        generator = torch.Generator().manual_seed(derived_seed(t.seed, index))
+        with frozen(self.vae_params), self._autocast():
+            objective, z_pass = prior_block_pass(self.model.prior, self.prior_opt, mu, std,
+                                                 t.batch_size, generator, t.grad_clip)
+        if not math.isfinite(objective):
+            raise self._diverged(f"non-finite prior objective in {label}")
+        train_seconds = time.perf_counter() - started
+
+        refit, test, seconds = self._refit_and_evaluate(z_pass, index, label)
+        self._check_parameters(label)
+        self.finetune_epoch += 1
+        record: dict[str, Any] = {"epoch": self.finetune_epoch, "phase": PRIOR_FINETUNE,
+                                  "train_prior_objective": objective}
+        record.update(self._scales_and_evaluation(test, refit))
+        record["lr_prior"] = self.prior_opt.param_groups[0]["lr"] if self.prior_opt else None
+        record.update(seconds_train=train_seconds, **seconds)
+        return record
+
+    def _refit_and_evaluate(
+        self, z_epoch: Tensor, epoch: int, label: str
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+        """The end of an epoch: the refit of xi on the epoch's encodings, then the test ELBO;
+        a failure of either (e.g. a GMM refit of exploded encodings) is a divergence."""
+        try:
+            started = time.perf_counter()
+            refit = self.model.prior.refit(self._refit_encodings(z_epoch, epoch))
+            refit_seconds = time.perf_counter() - started
+
+            started = time.perf_counter()
+            test = elbo_statistics(self.model, self.test_set, self.cfg.train.eval_batch_size)
+            eval_seconds = time.perf_counter() - started
+        except (ValueError, ArithmeticError, torch.linalg.LinAlgError,
+                np.linalg.LinAlgError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise self._diverged(
+                f"the prior's refit or the test evaluation failed at the end of {label} ({first})"
+            ) from err
+        return refit, test, {"seconds_refit": refit_seconds, "seconds_eval": eval_seconds}
+
+    def _scales_and_evaluation(self, test: dict[str, Any], refit: dict[str, Any]
+                               ) -> dict[str, Any]:
+        """An epoch record's test and refit fields, the Laplace sigma and, for a prior VAE,
+        ``prior_scale``: the std s of p(z|t) at each level, outermost first."""
+        fields = {f"test_{k}": v for k, v in test.items()}
+        fields.update({f"refit_{k}": v for k, v in refit.items()})
+        fields["sigma"] = float(self.model.likelihood.scale().detach())
+        scales = self.model.prior.decoder_scales()
+        if scales:
+            fields["prior_scale"] = scales
+        return fields
 
     def _train_batches(self, epoch: int, warmup: bool) -> dict[str, Any]:
         t = self.cfg.train
@@ -527,17 +617,13 @@ class Trainer:
             self._clip(self.prior_params)
             self.prior_opt.step()
             return terms, terms["cross_entropy"].detach().mean()
-        # alpha, beta step on L'(z) of Eq (7), z from the updated encoder, theta and phi fixed.
+        # alpha, beta steps on L'(z) of Eq (7), z from the updated encoder, theta and phi fixed.
         with frozen(self.vae_params), self._autocast():
             with torch.no_grad():
                 mu, std = self.model.encoder(x)
-                z = reparameterise(mu, std)
-            objective = self.model.prior.cross_entropy(mu, std, z).mean()
-            self.prior_opt.zero_grad(set_to_none=True)
-            (-objective).backward()
-        self._clip(self.prior_params)
-        self.prior_opt.step()
-        return terms, objective.detach()
+            objectives = [prior_block_step(self.model.prior, self.prior_opt, mu, std,
+                                           t.grad_clip)[0] for _ in range(t.prior_steps)]
+        return terms, objectives[0] if len(objectives) == 1 else torch.stack(objectives).mean()
 
     def _autocast(self) -> torch.autocast:
         """bf16 precision (``train.precision`` bf16, or auto on bf16 hardware): the forward passes
@@ -572,10 +658,10 @@ class Trainer:
         if step >= 0:
             raise self._diverged(f"non-finite loss at epoch {epoch + 1}, step {step + 1}")
 
-    def _check_parameters(self, epoch: int) -> None:
+    def _check_parameters(self, label: str) -> None:
         name = first_nonfinite(self.model.state_dict())
         if name is not None:
-            raise self._diverged(f"parameter {name} is not finite after epoch {epoch + 1}")
+            raise self._diverged(f"parameter {name} is not finite after {label}")
 
     def _diverged(self, what: str) -> TrainingDivergedError:
         """``what`` happened; where the last good checkpoint is and how to go on from it."""
@@ -665,26 +751,66 @@ def fit_prior(
     once; a fresh z ~ q(z|x) is drawn for every step. Returns the mean objective of each epoch.
     """
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        chunks = [model.encoder(x) for x, _ in images.iter_batches(500, shuffle=False,
-                                                                   drop_last=False)]
-    mu = torch.cat([c[0] for c in chunks])
-    std = torch.cat([c[1] for c in chunks])
+    mu, std = encode_images(model, images)
     params = list(model.prior.parameters())
     optimiser = torch.optim.Adam(params, lr=lr) if params else None
     history = []
     with frozen(model.vae_parameters()):
         for _ in tqdm(range(epochs), desc="fit prior", disable=not progress):
-            order = torch.randperm(len(mu), generator=generator).to(mu.device)
-            total, steps = 0.0, 0
-            for idx in order.split(batch_size):
-                objective = model.prior.cross_entropy(mu[idx], std[idx],
-                                                      reparameterise(mu[idx], std[idx])).mean()
-                if optimiser is not None:
-                    optimiser.zero_grad(set_to_none=True)
-                    (-objective).backward()
-                    optimiser.step()
-                total, steps = total + float(objective.detach()), steps + 1
+            objective, _ = prior_block_pass(model.prior, optimiser, mu, std, batch_size, generator)
             model.prior.refit(reparameterise(mu, std))
-            history.append(total / steps)
+            history.append(objective)
     return history
+
+
+@torch.no_grad()
+def encode_images(model: VAE, images: ImageSet, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """q(z|x) of every image of ``images``, in order, as (mean, std) [N, d_z]."""
+    chunks = [model.encoder(x) for x, _ in images.iter_batches(batch_size, shuffle=False,
+                                                               drop_last=False)]
+    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
+
+
+def prior_block_step(
+    prior: Prior,
+    optimiser: torch.optim.Optimizer | None,
+    mu: Tensor,
+    std: Tensor,
+    grad_clip: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One step of Algorithm 1's prior block: Adam ascent on the prior's cross-entropy (L'(z) of
+    Eq (7) for LaDDer) at a fresh z ~ N(mu, std^2), with ``grad_clip`` on its gradient; the caller
+    holds theta and phi fixed. Returns the objective, detached, and z. Without an optimiser (a
+    prior without parameters) it only evaluates."""
+    z = reparameterise(mu, std)
+    objective = prior.cross_entropy(mu, std, z).mean()
+    if optimiser is not None:
+        optimiser.zero_grad(set_to_none=True)
+        (-objective).backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_value_(prior.parameters(), grad_clip)
+        optimiser.step()
+    return objective.detach(), z
+
+
+def prior_block_pass(
+    prior: Prior,
+    optimiser: torch.optim.Optimizer | None,
+    mu: Tensor,
+    std: Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    grad_clip: float | None = None,
+) -> tuple[float, Tensor]:
+    """One pass of the prior block over frozen encodings N(mu, std^2): the rows in the order of
+    ``generator``, one :func:`prior_block_step` per batch (the last may be smaller). Returns the
+    mean objective and the z drawn for each row (for the refit of xi)."""
+    order = torch.randperm(len(mu), generator=generator).to(mu.device)
+    z_pass = torch.empty_like(mu)
+    total = torch.zeros((), dtype=torch.float64, device=mu.device)
+    batches = order.split(batch_size)
+    for idx in batches:
+        objective, z = prior_block_step(prior, optimiser, mu[idx], std[idx], grad_clip)
+        z_pass[idx] = z
+        total += objective.double()
+    return float(total) / len(batches), z_pass

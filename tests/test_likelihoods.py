@@ -4,9 +4,11 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.distributions import Laplace, Normal
 
-from ladder.likelihoods import GaussianLikelihood, LaplaceLikelihood
+from ladder.likelihoods import GaussianLikelihood, LaplaceLikelihood, moving_maximiser
 
 
 def test_laplace_matches_torch_distribution():
@@ -114,3 +116,52 @@ def test_laplace_mae_mode_sets_sigma_to_its_maximiser():
     value = (-l1 / s - 16 * torch.log(2 * s)).mean()
     (grad,) = torch.autograd.grad(value, s)
     assert abs(float(grad)) < 1e-2 * 16 / float(s.detach())
+
+
+@settings(deadline=None, max_examples=30)
+@given(seed=st.integers(0, 2**16), rows=st.integers(2, 40), d=st.integers(1, 8),
+       spread=st.floats(0.01, 3.0))
+def test_gaussian_closed_form_scale_is_the_maximiser_of_eq4(seed, rows, d, spread):
+    """closed_form: the first prior-block step sets s^2 to the batch's mean squared error, where
+    d/ds of the Gaussian term of Eq (4) vanishes; no gradient flows to s."""
+    torch.manual_seed(seed)
+    z, z_hat = torch.randn(rows, d), spread * torch.randn(rows, d)
+    lik = GaussianLikelihood("closed_form", scale_init=0.1)
+    assert lik.scale().item() == pytest.approx(0.1)  # before any step: scale_init
+    z_hat.requires_grad_(True)
+    lp = lik.log_prob(z, z_hat, fit_scale=True)
+    s = (z - z_hat.detach()).square().mean().sqrt()
+    torch.testing.assert_close(lik.scale(), s)
+    torch.testing.assert_close(lp, Normal(z_hat.detach(), s).log_prob(z).sum(-1))
+    assert list(lik.parameters()) == []  # s is a buffer: nothing for Adam
+    lp.sum().backward()  # only the fixed-s term reaches z_hat
+    torch.testing.assert_close(z_hat.grad, (z - z_hat.detach()) / s**2)
+    at = GaussianLikelihood("learned", scale_init=float(s))  # Eq (4)'s derivative in log s
+    at.log_prob(z, z_hat.detach()).mean().backward()
+    assert abs(at.log_s.grad.item()) < 1e-4 * d
+
+
+def test_gaussian_closed_form_moves_only_in_a_training_step_of_its_block():
+    torch.manual_seed(0)
+    z, z_hat = torch.randn(16, 4), torch.randn(16, 4)
+    lik = GaussianLikelihood("closed_form", scale_init=0.1)
+    lik.log_prob(z, z_hat)  # the data-VAE block's call: fit_scale is False
+    with torch.no_grad():
+        lik.log_prob(z, z_hat, fit_scale=True)  # no gradients: an evaluation
+    lik.eval()
+    lik.log_prob(z, z_hat, fit_scale=True)  # eval mode
+    assert lik.scale().item() == pytest.approx(0.1) and int(lik.mse_steps) == 0
+    lik.train()
+    first = (z - z_hat).square().mean()
+    lik.log_prob(z, z_hat, fit_scale=True)
+    for _ in range(60):  # the moving average follows the batches' maximiser, as "mae" does
+        lik.log_prob(z, 0.5 * (z + z_hat), fit_scale=True)
+    torch.testing.assert_close(lik.scale() ** 2, first / 4, rtol=1e-3, atol=0)
+
+
+def test_moving_maximiser_is_bias_corrected():
+    average, steps = torch.tensor(0.0), torch.tensor(0, dtype=torch.long)
+    assert moving_maximiser(average, steps, torch.tensor(2.0)).item() == pytest.approx(2.0)
+    assert moving_maximiser(average, steps, torch.tensor(2.0)).item() == pytest.approx(2.0)
+    third = moving_maximiser(average, steps, torch.tensor(5.0)).item()
+    assert 2.0 < third < 5.0 and int(steps) == 3

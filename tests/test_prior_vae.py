@@ -1,8 +1,12 @@
 """The prior-VAE unit (Eq (4)-(7)): bounds, importance sampling, the DP-GMM hyper prior."""
 
 import io
+import math
 
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.distributions import MultivariateNormal
 
@@ -94,3 +98,68 @@ def test_a_ladder_of_two_prior_vaes():
     prior.refit(torch.randn(200, 16))
     assert bool(prior.hyper.hyper.fitted)
     assert torch.isfinite(prior.log_prob_estimate(z, n_samples=20)).all()
+
+
+def _noisy_prior(scale_mode, s, d_z=3, d_t=2, hyper=None):
+    """A small prior VAE that samples with p(z|t)'s noise at std ``s``; a closed-form s is set
+    in its buffer (away from scale_init), as training would leave it."""
+    prior = PriorVAE(d_z, d_t, hyper or NormalPrior(d_t), hidden=16, n_layers=2,
+                     scale_mode=scale_mode, scale_init=1.0 if scale_mode == "closed_form" else s,
+                     scale_bounds=(0.01, 2.0), sample_noise=True)
+    if scale_mode == "closed_form":
+        prior.likelihood.s.fill_(s)
+    return prior
+
+
+@settings(deadline=None, max_examples=12)
+@given(scale_mode=st.sampled_from(["learned", "clamped", "closed_form"]),
+       s=st.floats(0.05, 1.5), seed=st.integers(0, 2**16))
+def test_sampling_with_noise_draws_the_prior_itself(scale_mode, s, seed):
+    """p(z) = int p(z|t) p(t) dt: Cov z = Cov z_hat(t) + s^2 I, for the s of every scale mode."""
+    torch.manual_seed(seed)
+    prior = _noisy_prior(scale_mode, s)
+    assert prior.decoder_scales() == [pytest.approx(s)]
+    n = 20_000
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        z = prior.sample(n)
+        torch.manual_seed(seed)
+        means = prior.decode(prior.hyper.sample(n))  # the decoded means of the same t
+    want = torch.cov(means.T) + s**2 * torch.eye(3)
+    tolerance = 8 * s * (s + means.std(0).max().item()) / math.sqrt(n)  # Monte Carlo error
+    torch.testing.assert_close(torch.cov(z.T), want, atol=tolerance, rtol=0)
+
+
+def test_a_ladder_samples_with_each_levels_noise():
+    """Each level draws t from the next level's sample (its noise included), then adds its own."""
+    torch.manual_seed(0)
+    inner = _noisy_prior("closed_form", 0.3, d_z=4, d_t=2)
+    outer = _noisy_prior("learned", 0.2, d_z=6, d_t=4, hyper=inner)
+    assert outer.decoder_scales() == [pytest.approx(0.2), pytest.approx(0.3)]
+    with torch.no_grad():
+        torch.manual_seed(5)
+        z = outer.sample(8)
+        torch.manual_seed(5)
+        t2 = inner.hyper.sample(8)
+        t1 = inner.decode(t2) + 0.3 * torch.randn(8, 4)
+        want = outer.decode(t1) + 0.2 * torch.randn(8, 6)
+    torch.testing.assert_close(z, want)
+
+
+def test_a_closed_form_scale_moves_only_in_the_prior_blocks_step():
+    """s belongs to the prior block: the data-VAE block (prior frozen) and evaluation leave it."""
+    torch.manual_seed(0)
+    prior = PriorVAE(5, 2, NormalPrior(2), hidden=16, n_layers=2, scale_mode="closed_form")
+    z = torch.randn(32, 5, requires_grad=True)  # the data VAE's sample carries gradients
+    for p in prior.parameters():
+        p.requires_grad_(False)
+    prior.bound(z).sum().backward()  # the data-VAE block's forward pass
+    prior.eval()
+    for p in prior.parameters():
+        p.requires_grad_(True)
+    prior.bound(z)
+    assert prior.decoder_scales() == [pytest.approx(0.1)]
+    prior.train()
+    prior.bound(z.detach())  # the prior block's step
+    assert prior.decoder_scales()[0] > 0.5  # the decoder's residuals on N(0, I) z are near 1
+    assert NormalPrior(5).decoder_scales() == []

@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import math
 import subprocess
 import sys
 import warnings
@@ -338,12 +339,19 @@ def test_bf16_precision_keeps_float32_state_and_the_elbo(mnist_small, tmp_path):
 READ_BACKS = ("item", "tolist", "__bool__", "__float__", "__int__")
 
 
-@pytest.mark.parametrize("prior", ["normal", "gmm", "vamp", "hierarchical", "ladder"])
-def test_a_training_step_never_reads_a_tensor_back(prior, mnist_small, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("prior", "budget"), [
+    ("normal", 1), ("gmm", 1), ("vamp", 1), ("hierarchical", 1), ("ladder", 1),
+    ("ladder", 2),  # two prior steps per batch, with a closed-form decoder std
+])
+def test_a_training_step_never_reads_a_tensor_back(prior, budget, mnist_small, tmp_path,
+                                                    monkeypatch):
     """Inside a step of Algorithm 1 no tensor is read back into Python (on a GPU each such read
     waits for every queued kernel); the one exception is Adam's step counter, a CPU tensor."""
     small = load_dataset("mnist", "train", n=256, seed=2)
-    trainer = train(_cfg(prior, epochs=1), tmp_path, train_set=small,
+    cfg = _cfg(prior, epochs=1)
+    if budget > 1:
+        cfg.train.prior_steps, cfg.model.prior_scale_mode = budget, "closed_form"
+    trainer = train(cfg, tmp_path, train_set=small,
                     test_set=mnist_small[1])  # one epoch: the GMM and the DP-GMM are fitted
     x = mnist_small[0].take(64).contiguous(memory_format=torch.channels_last)
     reads = []
@@ -360,3 +368,67 @@ def test_a_training_step_never_reads_a_tensor_back(prior, mnist_small, tmp_path,
     trainer._step(x, warmup=False)
     monkeypatch.undo()
     assert reads == []
+
+
+# ----------------------------------------------------------------------------------------------
+# The prior's training budget and its closed-form decoder std
+
+
+def _ladder(tiny, run, epochs=1, model=(), **train_settings):
+    cfg = _cfg("ladder", epochs=epochs, n_components=5, **dict(model))
+    for key, value in train_settings.items():
+        setattr(cfg.train, key, value)
+    return Trainer(cfg, run, **tiny)
+
+
+@pytest.mark.parametrize(("bca", "prior_steps"), [("sequential", 3), ("joint", 1)])
+def test_prior_steps_and_the_closed_form_scale(bca, prior_steps, tiny, tmp_path):
+    """train.prior_steps Adam steps of the prior block per batch; a closed-form s moves once per
+    prior-block step and never in the data-VAE block."""
+    trainer = _ladder(tiny, tmp_path / "run", model={"prior_scale_mode": "closed_form"}, bca=bca,
+                      prior_steps=prior_steps)
+    trainer.fit()
+    batches = len(tiny["train_set"]) // 64
+    adam_steps = {int(state["step"]) for state in trainer.prior_opt.state.values()}
+    assert adam_steps == {batches * prior_steps}
+    assert {int(state["step"]) for state in trainer.vae_opt.state.values()} == {batches}
+    likelihood = trainer.model.prior.likelihood
+    assert int(likelihood.mse_steps) == batches * prior_steps
+    (scale,) = trainer.history[0]["prior_scale"]
+    assert scale == pytest.approx(float(likelihood.scale())) and scale != pytest.approx(0.1)
+
+
+def test_prior_finetune_epochs_train_the_prior_alone_and_resume_exactly(tiny, tmp_path):
+    plain = _ladder(tiny, tmp_path / "plain")
+    plain.fit()
+    straight = _ladder(tiny, tmp_path / "straight", prior_finetune_epochs=2)
+    straight.fit()
+    records = _metrics(tmp_path / "straight")
+    assert [(r["epoch"], r.get("phase")) for r in records] == [
+        (1, None), (1, "prior_finetune"), (2, "prior_finetune")]
+    assert records[0] == {**plain.history[0], **{k: records[0][k] for k in records[0]
+                                                   if k.startswith("seconds")}}
+    assert all(math.isfinite(r["train_prior_objective"]) and "test_elbo" in r
+               and "refit_dpgmm_active" in r for r in records[1:])
+    a, b = plain.model.state_dict(), straight.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("prior."))  # theta, phi
+    assert not torch.equal(a["prior.decoder.body.0.0.weight"], b["prior.decoder.body.0.0.weight"])
+
+    interrupted = _ladder(tiny, tmp_path / "resumed", prior_finetune_epochs=1)
+    interrupted.fit()
+    resumed = Trainer.resume(tmp_path / "resumed", ["train.prior_finetune_epochs=2"], **tiny)
+    assert not resumed.is_complete
+    resumed.fit()
+    c = resumed.model.state_dict()
+    assert all(torch.equal(b[k], c[k]) for k in b if torch.is_tensor(b[k]))
+    assert resumed.history[-1]["test_elbo"] == straight.history[-1]["test_elbo"]
+    assert resumed.resumes == [{"epoch": 1, "phase": "prior_finetune",
+                                "changes": {"train.prior_finetune_epochs": [1, 2]}}]
+
+    with pytest.raises(ConfigError, match="has begun its prior fine-tuning after epoch 1"):
+        Trainer.resume(tmp_path / "resumed", ["train.epochs=2"], **tiny)
+    with pytest.raises(ConfigError, match="completed 2 prior fine-tuning epochs"):
+        Trainer.resume(tmp_path / "resumed", ["train.prior_finetune_epochs=1"], **tiny)
+    with pytest.raises(ConfigError, match="set train.prior_finetune_epochs above 2"):
+        Trainer.resume(tmp_path / "resumed", ["train.lr=0.001"], **tiny)
+    assert Trainer.resume(tmp_path / "resumed", [], **tiny).is_complete
