@@ -94,3 +94,23 @@ def test_a_ladder_of_two_prior_vaes():
     prior.refit(torch.randn(200, 16))
     assert bool(prior.hyper.hyper.fitted)
     assert torch.isfinite(prior.log_prob_estimate(z, n_samples=20)).all()
+
+
+def test_prior_vae_diagnostics_recurse_through_a_ladder():
+    torch.manual_seed(0)
+    cfg = preset_config("paper", "mnist", "ladder").model
+    cfg.n_levels, cfg.n_components, cfg.d_t, cfg.prior_layers = 2, 5, 2, 1
+    prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
+    z = 3 * torch.randn(200, 16)
+    before = prior.diagnostics(z)
+    assert set(before) == {"active_t", "floor_share_t", "hyper_active_t", "hyper_floor_share_t"}
+    prior.refit(z)  # fits the DP-GMM at the innermost level
+    found = prior.diagnostics(z)
+    dpgmm = prior.hyper.hyper.dpgmm
+    assert found["hyper_hyper_active_components"] == len(dpgmm.active_components()) >= 1
+    assert 0 <= found["active_t"] <= prior.latent_dim and 0 <= found["floor_share_t"] <= 1
+    with torch.no_grad():  # every std of q(t|z) on its floor, every mean the same: collapsed
+        prior.encoder.head.pre_std.bias.fill_(-100.0)
+        prior.encoder.head.mu.weight.zero_()
+    collapsed = prior.diagnostics(z)
+    assert collapsed["floor_share_t"] == 1.0 and collapsed["active_t"] == 0
