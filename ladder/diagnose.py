@@ -8,7 +8,9 @@ sampling, so it never touches a random generator):
   share of posterior std entries sitting on the ``std_floor`` of SM E's ``ReLU(FC) + floor`` head;
 * the decoder at the posterior mean: dead outputs, the pixels whose unclamped output is <= 0 for
   every image although some image has ink there (under a ReLU output and the L1 likelihood such a
-  pixel has no gradient, issue 15 point 5), and the image error (``VAE.images``) against that of the
+  pixel has no gradient, issue 15 point 5), with the share of the images' ink they hold (a dark
+  border pixel with a trace of ink is harmless, a dead pixel in the middle is not), and the image
+  error (``VAE.images``) against that of the
   all-black image (a model that stalled at black has the same);
 * the prior's own diagnostics (``Prior.diagnostics``), prefixed ``prior_``: active dimensions of t
   and its floor share for the prior-VAE levels, active components of the DP-GMM and the GMM prior,
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
 STALL_MARGIN = 0.002
 """Stalled: the image error within this of the all-black image's."""
 
-DEAD_SHARE_LIMIT = 0.05
-"""A finding when more than this share of the output pixels is dead."""
+DEAD_INK_LIMIT = 0.05
+"""A finding when the dead outputs hold more than this share of the images' ink."""
 
 
 @torch.no_grad()
@@ -44,7 +46,7 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         raise ValueError(f"diagnose needs at least 2 images, got {images.shape[0]}")
     was_training = model.training
     model.eval()
-    mus, stds, dark, inked = [], [], None, None
+    mus, stds, dark, ink = [], [], None, 0.0
     image_error = black_error = 0.0
     for x in images.split(batch_size):
         mu, std = model.encoder(x)
@@ -52,15 +54,14 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         mus.append(mu)
         stds.append(std)
         below = (x_hat <= 0).all(0)
-        ink = (x > 0).any(0)
         dark = below if dark is None else dark & below
-        inked = ink if inked is None else inked | ink
+        ink = ink + x.double().sum(0)
         image_error += float((x - model.images(x_hat)).abs().double().sum())
         black_error += float(x.abs().double().sum())
     model.train(was_training)
     mu, std = torch.cat(mus), torch.cat(stds)
     kl = (0.5 * (mu.square() + std.square() - 1) - std.log()).double().mean(0)
-    dead = int((dark & inked).sum())
+    dead = dark & (ink > 0)
     pixels = images[0].numel()
     image_mae, black_mae = image_error / images.numel(), black_error / images.numel()
     result: dict[str, Any] = {
@@ -70,8 +71,9 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         "kl_per_dim": kl.tolist(),
         "kl": float(kl.sum()),
         "floor_share": floor_share(std, model.encoder.head.std_floor),
-        "dead_outputs": dead,
-        "dead_share": dead / pixels,
+        "dead_outputs": int(dead.sum()),
+        "dead_share": float(dead.sum()) / pixels,
+        "dead_ink_share": float(ink[dead].sum() / ink.sum()) if float(ink.sum()) > 0 else 0.0,
         "image_mae": image_mae,
         "black_mae": black_mae,
         "stalled": image_mae > black_mae - STALL_MARGIN,
@@ -104,10 +106,11 @@ def findings(diagnostics: dict[str, Any], output_activation: str,
             f"the reconstructions stalled at the all-black image (pixel error "
             f"{diagnostics['image_mae']:.4f} against black's {diagnostics['black_mae']:.4f}); "
             + _advice(output_activation))
-    if diagnostics["dead_share"] > DEAD_SHARE_LIMIT:
+    if diagnostics["dead_ink_share"] > DEAD_INK_LIMIT:
         out.append(
-            f"{diagnostics['dead_outputs']} output pixels ({diagnostics['dead_share']:.0%}) are "
-            "<= 0 for every image where the data has ink; " + _advice(output_activation))
+            f"{diagnostics['dead_outputs']} output pixels ({diagnostics['dead_share']:.0%}), "
+            f"holding {diagnostics['dead_ink_share']:.0%} of the images' ink, are <= 0 for every "
+            "image; " + _advice(output_activation))
     if settled:
         out += [f"{what}; try a larger learning rate, warm-up epochs (--set "
                 "train.warmup_epochs=1) or another seed" for what in collapses(diagnostics)]

@@ -476,7 +476,9 @@ class Trainer:
 
         self._check_parameters(epoch)
         self.epoch = epoch + 1
+        started = time.perf_counter()
         diagnostics = self._diagnose()
+        diagnose_seconds = time.perf_counter() - started
         record: dict[str, Any] = {"epoch": self.epoch, "warmup": warmup}
         record.update({f"train_{k}": v for k, v in train.items()})
         record.update({f"test_{k}": v for k, v in test.items()})
@@ -484,7 +486,8 @@ class Trainer:
         record["sigma"] = float(self.model.likelihood.scale().detach())
         record["lr"] = self.vae_opt.param_groups[0]["lr"]
         record.update(
-            seconds_train=train_seconds, seconds_refit=refit_seconds, seconds_eval=eval_seconds
+            seconds_train=train_seconds, seconds_refit=refit_seconds, seconds_eval=eval_seconds,
+            seconds_diagnose=diagnose_seconds,
         )
         record.update(diagnostics)
         return record

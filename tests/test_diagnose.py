@@ -8,7 +8,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from ladder.config import preset_config
-from ladder.diagnose import DEAD_SHARE_LIMIT, diagnose, diagnosis_table, findings
+from ladder.diagnose import DEAD_INK_LIMIT, diagnose, diagnosis_table, findings
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE, build_model
 from ladder.nets import GaussianHead
@@ -99,13 +99,23 @@ def test_dead_outputs_are_the_inked_pixels_below_zero_for_every_image():
         model.decoder.body[-2].bias.fill_(-100.0)  # every output <= 0: a dead ReLU unit
     dead = diagnose(model, x)
     assert dead["dead_outputs"] == 14 * 28 and dead["dead_share"] == 0.5
-    assert dead["dead_share"] > DEAD_SHARE_LIMIT and dead["stalled"]
+    assert dead["dead_ink_share"] == 1.0 > DEAD_INK_LIMIT and dead["stalled"]
     advice = findings(dead, "relu", settled=False)
     assert len(advice) == 1 and "--set model.output_activation=leaky_relu" in advice[0]
     with torch.no_grad():
         model.decoder.body[-2].bias.fill_(100.0)
     alive = diagnose(model, x)
     assert alive["dead_outputs"] == 0 and not findings(alive, "relu", settled=False)
+
+
+def test_dead_pixels_with_a_trace_of_ink_are_counted_but_no_finding():
+    n, d = 10, 4
+    x = torch.cat([torch.rand(n, d) + 0.5, torch.zeros(n, d)], 1).view(n, 1, 1, 2 * d)
+    x[0, ..., d:] = 0.01  # a trace of ink where the decoder outputs 0 for every image
+    found = diagnose(_pixel_model(d), x)
+    assert found["dead_outputs"] == d and found["dead_share"] == 0.5
+    assert found["dead_ink_share"] == pytest.approx(d * 0.01 / float(x.sum()))
+    assert found["dead_ink_share"] < DEAD_INK_LIMIT and not findings(found, "relu")
 
 
 def test_the_diagnostic_reads_no_random_state_and_leaves_the_mode_alone():
