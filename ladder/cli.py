@@ -1,4 +1,5 @@
-"""The ``ladder`` command line: ``train``, ``evaluate``, ``sample``, ``train-classifier``, ``config``.
+"""The ``ladder`` command line: ``train``, ``evaluate``, ``diagnose``, ``sample``,
+``train-classifier``, ``config``, ``reproduce``, ``report``.
 
 Run ``ladder COMMAND --help`` for each; ``python -m ladder`` is the same program. An error is one
 line on stderr, ``ladder CMD: error: ...``, saying what is wrong and what to do; the exit status is 2
@@ -165,6 +166,25 @@ def _frozen_latent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from ladder.data import load_dataset
+    from ladder.diagnose import diagnose, diagnosis_table, findings
+    from ladder.train import load_run
+
+    cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
+    device = next(model.parameters()).device
+    test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, n=args.n, device=device,
+                        seed=cfg.train.seed)
+    result = diagnose(model, test.take(args.n), cfg.train.eval_batch_size)
+    problems = findings(result, cfg.model.output_activation)
+    if args.json:
+        print(json.dumps({**result, "findings": problems}))
+    else:
+        print(diagnosis_table(result))
+        print("\n".join(f"- {p}" for p in problems) or "no stall or collapse found")
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from ladder.checkpoint import check_writable
     from ladder.data import load_dataset
@@ -309,6 +329,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "Fig 2: 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = command(
+        "diagnose",
+        help="is a run healthy? active latent dimensions, dead outputs, stall and collapse",
+        description=(
+            "Diagnose a run folder on its test images (ladder.diagnose): active dimensions of z"
+            " and t, KL per dimension of z, the share of posterior stds on their floor, dead"
+            " output pixels, the pixel error against the all-black image's, and the prior's"
+            " components; then what stalled or collapsed and what to try."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--n", type=_int_between(2, MAX_GRID), default=1000,
+                   help=f"test images, a seeded class-balanced subset, 2 to {MAX_GRID} "
+                        "(default 1000)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
+    p.set_defaults(func=_cmd_diagnose)
 
     p = command("sample", help="PNG grid: test images, reconstructions, prior samples")
     p.add_argument("run_dir", type=Path)

@@ -71,7 +71,8 @@ class ModelConfig:
     # they stall at the all-black image (book chapter 1), so every preset takes the reference
     # code's LeakyReLU(0.2) and ReLU output (linear for CelebA); set relu/sigmoid for SM E.1.
     activation: str = "leaky_relu"  # leaky_relu (reference code, slope 0.2) | relu (SM E.1)
-    output_activation: str = "relu"  # relu (reference code) | sigmoid (SM E.1) | linear
+    output_activation: str = "relu"  # relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu
+    output_slope: float = 0.05  # slope below 0 of output_activation = leaky_relu (ours)
     std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor (reference code; paper silent)
     prior_hidden: int = 512  # prior-VAE MLP width (SM E)
     prior_layers: int = 3  # prior-VAE MLP depth: 3 (SM E.1) | 5 (SM E.2, reference code)
@@ -505,7 +506,7 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
 _CHOICES = {
     "model.prior": PRIORS,
     "model.activation": ("relu", "leaky_relu"),
-    "model.output_activation": ("sigmoid", "relu", "linear"),
+    "model.output_activation": ("sigmoid", "relu", "linear", "leaky_relu"),
     "model.sigma_mode": ("mae", "learned", "batch_mae"),
     "model.prior_scale_mode": ("learned", "clamped", "closed_form"),
     "model.hyper_log_prob": ("bound", "plugin"),
@@ -558,6 +559,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"model.prior_scale_bounds must satisfy 0 < low <= high, got {lo, hi}")
     if not 0 <= m.prior_slope < 1:
         raise ConfigError(f"model.prior_slope must lie in [0, 1), got {m.prior_slope}")
+    if not 0 < m.output_slope < 1:
+        raise ConfigError(f"model.output_slope must lie in (0, 1), got {m.output_slope}; a slope "
+                          "of 0 is model.output_activation = relu")
     for name in ("epochs", "batch_size", "lr", "lr_prior", "lr_decay", "lr_prior_growth",
                  "eval_batch_size"):
         _positive(f"train.{name}", getattr(t, name))

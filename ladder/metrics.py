@@ -452,24 +452,26 @@ def cluster_statistics(
 
 @torch.no_grad()
 def generate(model: VAE, n: int, batch_size: int = 500, progress: bool = False) -> Tensor:
-    """``n`` images decoded from prior samples (no Laplace noise, as ``VAE.sample``), clamped to
-    [0, 1], on the CPU. The prior is sampled once for all ``n``: the DP-GMM's sampler restarts its
-    seeded generator on every call, so batches of calls would repeat the same samples."""
+    """``n`` images decoded from prior samples (no Laplace noise, as ``VAE.sample``;
+    ``VAE.decode_images``, clamped to [0, 1]), on the CPU. The prior is sampled once for all
+    ``n``: the DP-GMM's sampler restarts its seeded generator on every call, so batches of calls
+    would repeat the same samples."""
     z = model.prior.sample(n)
     out = []
     for part in tqdm(z.split(batch_size), desc="generate", disable=not progress, leave=False):
-        out.append(model.decoder(part).clamp(0, 1).cpu())
+        out.append(model.decode_images(part).cpu())
     return torch.cat(out)
 
 
 @torch.no_grad()
 def reconstruct(model: VAE, images: Tensor, batch_size: int = 500,
                 progress: bool = False) -> Tensor:
-    """Reconstructions at the posterior mean (``VAE.reconstruct``), clamped to [0, 1], on the CPU."""
+    """Reconstructions at the posterior mean (``VAE.reconstruct``) as images (``VAE.images``,
+    clamped to [0, 1]), on the CPU."""
     out = []
     for part in tqdm(images.split(batch_size), desc="reconstruct", disable=not progress,
                      leave=False):
-        out.append(model.reconstruct(part).clamp(0, 1).cpu())
+        out.append(model.images(model.reconstruct(part)).cpu())
     return torch.cat(out)
 
 

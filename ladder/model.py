@@ -7,6 +7,13 @@ Term 3 is the prior's business (:meth:`ladder.priors.Prior.cross_entropy`): anal
 prior, Monte Carlo for the GMM and VampPrior, and the prior-VAE bound L(z) of Eq (4) or L'(z) of
 Eq (7) for the hierarchical and LaDDer priors, which turns the ELBO into L' of Eq (5) or L'' of
 Eq (8).
+
+Decoder output and images. The Laplace likelihood (Eq (14)) and everything derived from it (the
+ELBO, log p(x), the Laplace scale and the ``mae`` it is set to, which Table 3 reports) see the
+unclamped decoder output x_hat, so a leaky output unit below 0 keeps its gradient. Everything
+shown or compared as a picture (reconstructions, samples, sample grids, classifier features for
+FCD/PRDC/FID, the diagnostic's image error) goes through :meth:`VAE.images`: x_hat clamped to the
+data range [0, 1]. With a ReLU or sigmoid output the two differ only where a ReLU overshoots 1.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from ladder.priors import (
     reparameterise,
     standard_normal_cross_entropy,
 )
+
+IMAGE_RANGE = (0.0, 1.0)
+"""The data range of every data set (SM D: pixels scaled to [0, 1])."""
 
 
 class VAE(nn.Module):
@@ -79,13 +89,25 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Decoder output at the posterior mean (the reconstructions of Fig 3)."""
+        """Decoder output at the posterior mean (the reconstructions of Fig 3, before
+        :meth:`images`)."""
         return self.decoder(self.encoder(x)[0])
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        """Images decoded from n draws of the prior (the samples of Fig 3); no Laplace noise."""
+        """Decoder outputs of n draws of the prior (the samples of Fig 3); no Laplace noise."""
         return self.decoder(self.prior.sample(n))
+
+    @staticmethod
+    def images(x_hat: Tensor) -> Tensor:
+        """Decoder output as images: clamped to the data range (the one rule for pictures and
+        image metrics; the likelihood keeps the unclamped output, see the module docstring)."""
+        return x_hat.clamp(*IMAGE_RANGE)
+
+    @torch.no_grad()
+    def decode_images(self, z: Tensor) -> Tensor:
+        """The images decoded from latents ``z`` [..., d_z] (:meth:`images` of the decoder)."""
+        return self.images(self.decoder(z))
 
 
 def ladder_dims(d_z: int, d_t: int, n_levels: int) -> list[int]:
@@ -149,7 +171,7 @@ def build_model(cfg: ModelConfig, dataset: str, image_shape: tuple[int, int, int
     """The data VAE of SM E for ``dataset`` with the configured likelihood and prior."""
     torch.manual_seed(seed)
     encoder, decoder = build_autoencoder(
-        dataset, cfg.d_z, cfg.activation, cfg.output_activation, cfg.std_floor
+        dataset, cfg.d_z, cfg.activation, cfg.output_activation, cfg.std_floor, cfg.output_slope
     )
     likelihood = LaplaceLikelihood(cfg.sigma_mode, cfg.sigma_init)
     prior = build_prior(cfg, encoder, image_shape, seed)

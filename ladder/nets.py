@@ -6,8 +6,10 @@ Weights are Glorot-uniform with zero biases (the reference code's init; the pape
 
 Where the reference code differs from the paper (reference-code-notes §1, §8) an option selects:
 ``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, reference code); ``output_activation``
-"sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA; the paper is silent);
-``std_floor``. All modules accept ``channels_last`` inputs and run on any device.
+"sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA; the paper is silent) /
+"leaky_relu" with its own ``output_slope`` (ours: under the L1 likelihood a ReLU output that is
+negative for every image has no gradient and stays dead); ``std_floor``. All modules accept
+``channels_last`` inputs and run on any device.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from torch import Tensor, nn
 
 LEAKY_SLOPE = 0.2  # TF's leaky_relu default, used throughout the reference code (PyTorch's is 0.01)
 ACTIVATIONS = ("relu", "leaky_relu")
-OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear")
+OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu")
+OUTPUT_SLOPE = 0.05  # the leaky output unit's slope below 0
 
 # Paper settings per data set: (hidden activation, output activation). SM E.1 says ReLU / Sigmoid;
 # SM E.2 says LeakyReLU and names no output activation, so CelebA takes the reference code's linear.
@@ -33,7 +36,8 @@ PAPER_ACTIVATIONS = {
 
 
 def activation_layer(name: str, slope: float = LEAKY_SLOPE) -> nn.Module:
-    """A hidden ("relu", "leaky_relu") or output ("sigmoid", "linear") activation module."""
+    """A hidden ("relu", "leaky_relu") or output ("sigmoid", "linear", also "relu" and
+    "leaky_relu") activation module; ``slope`` is the leaky unit's slope below 0."""
     layers = {
         "relu": nn.ReLU,
         "leaky_relu": lambda: nn.LeakyReLU(slope),
@@ -161,10 +165,12 @@ class MnistEncoder(nn.Module):
 
 class MnistDecoder(nn.Module):
     """SM E.1 decoder: FC4096, depth-to-space 4 -> Conv 256, d2s 2 -> Conv 64, d2s 2 -> Conv 16,
-    d2s 2 -> Conv5x5 1 'valid' (32 -> 28), output activation. Depth-to-space is ``pixel_shuffle``
-    (its channel order differs from TF's, which matters only when porting checkpoints)."""
+    d2s 2 -> Conv5x5 1 'valid' (32 -> 28), output activation (``output_slope``: a leaky output's
+    slope). Depth-to-space is ``pixel_shuffle`` (its channel order differs from TF's, which matters
+    only when porting checkpoints)."""
 
-    def __init__(self, d_z: int = 16, activation: str = "relu", output_activation: str = "sigmoid"):
+    def __init__(self, d_z: int = 16, activation: str = "relu", output_activation: str = "sigmoid",
+                 output_slope: float = OUTPUT_SLOPE):
         super().__init__()
         act = lambda: activation_layer(activation)  # noqa: E731
         self.body = nn.Sequential(
@@ -174,7 +180,7 @@ class MnistDecoder(nn.Module):
             nn.PixelShuffle(2), Conv2dSame(64, 64, 3), act(),  # 8x8
             nn.PixelShuffle(2), Conv2dSame(16, 16, 3), act(),  # 16x16
             nn.PixelShuffle(2), nn.Conv2d(4, 1, 5),  # 32x32 -> 28x28 (valid)
-            activation_layer(output_activation),
+            activation_layer(output_activation, output_slope),
         )
         glorot_init_(self)
 
@@ -249,7 +255,8 @@ class StyleDecoder(nn.Module):
     Mapping net ``w = (FC512 -> LeakyReLU) x 8 (z)``; ``w`` reshaped to 1x1x512 is the synthesis
     input and feeds every style module. At 2, 4, 8, 16, 32, 64, 128 px: :class:`StyleBlock` with
     512, 512, 512, 256, 256, 128, 128 channels; then Conv3x3 128, LeakyReLU, Conv3x3 3 and the
-    output activation. Resizing is torch bilinear (TF1's legacy alignment differs slightly).
+    output activation (``output_slope``: a leaky output's slope). Resizing is torch bilinear (TF1's
+    legacy alignment differs slightly).
     """
 
     CHANNELS = (512, 512, 512, 256, 256, 128, 128)
@@ -261,6 +268,7 @@ class StyleDecoder(nn.Module):
         output_activation: str = "linear",
         d_w: int = 512,
         n_mapping: int = 8,
+        output_slope: float = OUTPUT_SLOPE,
     ) -> None:
         super().__init__()
         mapping: list[nn.Module] = []
@@ -274,7 +282,7 @@ class StyleDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.Sequential(
             Conv2dSame(c_in, 128, 3), activation_layer(activation),
-            Conv2dSame(128, 3, 3), activation_layer(output_activation),
+            Conv2dSame(128, 3, 3), activation_layer(output_activation, output_slope),
         )
         glorot_init_(self)
 
@@ -354,9 +362,11 @@ def build_autoencoder(
     activation: str | None = None,
     output_activation: str | None = None,
     std_floor: float = 1e-3,
+    output_slope: float = OUTPUT_SLOPE,
 ) -> tuple[nn.Module, nn.Module]:
     """(encoder, decoder) of the data VAE for ``dataset`` ("mnist", "fashion": SM E.1; "celeba":
-    SM E.2). ``None`` activations take the paper's choice (:data:`PAPER_ACTIVATIONS`)."""
+    SM E.2). ``None`` activations take the paper's choice (:data:`PAPER_ACTIVATIONS`);
+    ``output_slope`` is the slope of a "leaky_relu" output unit."""
     if dataset not in PAPER_ACTIVATIONS:
         raise ValueError(
             f"unknown dataset {dataset!r}; use a canonical name ({', '.join(PAPER_ACTIVATIONS)}), "
@@ -376,9 +386,9 @@ def build_autoencoder(
     if dataset == "celeba":
         return (
             CelebAEncoder(d_z, activation, std_floor),
-            StyleDecoder(d_z, activation, output_activation),
+            StyleDecoder(d_z, activation, output_activation, output_slope=output_slope),
         )
     return (
         MnistEncoder(d_z, activation, std_floor),
-        MnistDecoder(d_z, activation, output_activation),
+        MnistDecoder(d_z, activation, output_activation, output_slope),
     )

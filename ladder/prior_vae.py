@@ -27,6 +27,8 @@ from ladder.likelihoods import GaussianLikelihood
 from ladder.nets import GaussianMLPEncoder, MLPDecoder
 from ladder.priors import (
     Prior,
+    active_dimensions,
+    floor_share,
     gaussian_entropy,
     reparameterise,
     standard_normal_cross_entropy,
@@ -131,6 +133,17 @@ class PriorVAE(Prior):
         return z
 
     @torch.no_grad()
+    def diagnostics(self, z: Tensor) -> dict[str, Any]:
+        """At t = the mean of q(t|z): ``active_t`` (active dimensions of t), ``floor_share_t`` (of
+        q(t|z)'s std on its floor), then the hyper prior's own diagnostics at t, each key
+        prefixed ``hyper_`` (so a ladder reports every level)."""
+        mu_t, std_t = self.encoder(z)
+        hyper = self.hyper.diagnostics(mu_t)
+        return {"active_t": int(active_dimensions(mu_t).sum()),
+                "floor_share_t": floor_share(std_t, self.encoder.head.std_floor),
+                **{f"hyper_{key}": value for key, value in hyper.items()}}
+
+    @torch.no_grad()
     def refit(self, z: Tensor) -> dict[str, Any]:
         """Pass samples t ~ q(t|z) of the aggregate hyper posterior (SM A.2) to the hyper prior."""
         mu_t, std_t = self.encoder(z)
@@ -197,6 +210,12 @@ class DPGMMHyperPrior(Prior):
                                covariance_matrix=self.dpgmm.covariances_.to(self.device, dtype)),
         )
         return mixture.sample((n,))
+
+    def diagnostics(self, t: Tensor) -> dict[str, Any]:
+        """``active_components``: the DP-GMM's components with weight >= 0.01 (once fitted)."""
+        if not self.dpgmm.is_fitted:
+            return {}
+        return {"active_components": int(len(self.dpgmm.active_components()))}
 
     @torch.no_grad()
     def refit(self, t: Tensor) -> dict[str, Any]:

@@ -12,6 +12,8 @@ on it), through one method, so the trainer never asks which prior it has:
 * ``refit(z)``: the end-of-epoch coordinate-ascent hook (Algorithm 1's xi update for LaDDer; the EM
   refit of the GMM prior); a no-op by default.
 * ``decoder_scales()``: the std of p(z|t) at each prior-VAE level, for the epoch log.
+* ``diagnostics(z)``: plain numbers on the prior's own health at encodings ``z`` (its used
+  components, its latent's activity); what :mod:`ladder.diagnose` reports. Empty by default.
 
 The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
 """
@@ -41,6 +43,25 @@ def reparameterise(mu: Tensor, std: Tensor, n: int | None = None) -> Tensor:
     """z = mu + std * eps with eps ~ N(0, I); ``n`` samples stacked in front when given."""
     shape = mu.shape if n is None else (n, *mu.shape)
     return mu + std * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+
+
+ACTIVITY_THRESHOLD = 0.01
+"""A latent dimension is active when Cov_x(E_q[z]) exceeds this (Burda et al. 2016)."""
+
+FLOOR_TOLERANCE = 0.01
+"""A posterior std within this fraction above its floor counts as sitting on the floor."""
+
+
+def active_dimensions(mu: Tensor, threshold: float = ACTIVITY_THRESHOLD) -> Tensor:
+    """Burda et al.'s activity: bool [d], whether the variance over the rows of the posterior
+    means ``mu`` [N, d] (Cov_x(E_q(z|x)[z]) per dimension) exceeds ``threshold``."""
+    return mu.double().var(0, correction=0) > threshold
+
+
+def floor_share(std: Tensor, floor: float) -> float:
+    """The share of posterior std entries within :data:`FLOOR_TOLERANCE` of their ``floor``
+    (``std = ReLU(FC) + floor``: an entry there has a dead ReLU and no gradient)."""
+    return float((std <= floor * (1 + FLOOR_TOLERANCE)).double().mean())
 
 
 def standard_normal_cross_entropy(mu: Tensor, std: Tensor) -> Tensor:
@@ -84,6 +105,10 @@ class Prior(nn.Module):
         """The std s of each prior-VAE level's p(z|t), outermost first (logged per epoch); empty
         for a prior without a decoder."""
         return []
+
+    def diagnostics(self, z: Tensor) -> dict[str, Any]:
+        """The prior's own health at encodings ``z`` [N, dim] (posterior means), as plain numbers."""
+        return {}
 
     @property
     def device(self) -> torch.device:
@@ -186,6 +211,12 @@ class GMMPrior(_MonteCarloPrior):
     def sample(self, n: int) -> Tensor:
         return self.mixture().sample((n,))
 
+    @torch.no_grad()
+    def diagnostics(self, z: Tensor) -> dict[str, Any]:
+        """``active_components``: the components with weight above 1 / (10 K)."""
+        weights = self.mixture().mixture_distribution.probs
+        return {"active_components": int((weights > 0.1 / self.n_components).sum())}
+
     def refit(self, z: Tensor) -> dict[str, Any]:
         """EM on the encodings (``fit="em"``), warm started from the previous solution."""
         if self.fit_mode != "em":
@@ -272,3 +303,10 @@ class VampPrior(_MonteCarloPrior):
 
     def sample(self, n: int) -> Tensor:
         return self.components().sample((n,))
+
+    @torch.no_grad()
+    def diagnostics(self, z: Tensor) -> dict[str, Any]:
+        """The pseudo-inputs' pixel range (images lie in [0, 1]; ``vamp_init = random`` starts
+        them as N(0, 1) noise, issue 15 point 6)."""
+        return {"pseudo_input_min": float(self.pseudo_inputs.min()),
+                "pseudo_input_max": float(self.pseudo_inputs.max())}

@@ -22,6 +22,10 @@ with ``"phase": "prior_finetune"`` and its own epoch count; the prior's learning
 the last epoch's. A finished run may be resumed with more of them, but not with more epochs once
 they have begun.
 
+Each epoch's line also holds ``diag_*``: the cheap diagnostics of :func:`ladder.diagnose.diagnose`
+on the first :data:`DIAGNOSTIC_IMAGES` test images (deterministic, so no other number changes), and
+a stall or collapse they show is warned about (:class:`TrainingStallWarning`) without stopping.
+
 A run folder holds ``checkpoint.pt`` (everything needed to resume exactly), ``metrics.jsonl`` (one
 line per epoch) and ``config.yaml``, all written atomically at the end of every epoch; the two text
 files always describe the epochs the checkpoint holds (a fresh start empties them, a resume rewrites
@@ -67,6 +71,7 @@ from ladder.checkpoint import (
 )
 from ladder.config import Config, ConfigError, ModelConfig, apply_overrides
 from ladder.data import DATASETS, ImageSet, load_dataset
+from ladder.diagnose import diagnose, findings
 from ladder.metrics import elbo_statistics
 from ladder.model import VAE, build_model
 from ladder.priors import Prior, VampPrior, reparameterise
@@ -77,6 +82,7 @@ CONFIG = "config.yaml"
 LOCK = "train.lock"
 TRAIN_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae", "prior_objective")
 NAN_CHECK_EVERY = 50
+DIAGNOSTIC_IMAGES = 256  # test images of the per-epoch diagnostics
 RESUME_STATE_KEYS = ("optimizers", "rng", "history")  # beyond checkpoint.REQUIRED_KEYS
 PRIOR_FINETUNE = "prior_finetune"  # the "phase" of the prior fine-tuning epochs' records
 RESUMABLE_KEYS = (
@@ -90,6 +96,10 @@ RESUMABLE_KEYS = (
 ``dataset``, ``n_train`` and ``n_test``, ``train.seed`` (it picks the data subset, the initial
 weights and the batch order) and ``train.batch_size`` (it sets the steps per epoch and the batch
 statistics of ``model.sigma_mode = batch_mae``)."""
+
+
+class TrainingStallWarning(UserWarning):
+    """The per-epoch diagnostics found a stall or a collapse; training goes on."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -299,6 +309,7 @@ class Trainer:
                 f"the training set has {len(self.train_set)} images, fewer than one batch of "
                 f"{t.batch_size}; lower train.batch_size"
             )
+        self.diagnostic_images = self.test_set.take(min(DIAGNOSTIC_IMAGES, len(self.test_set)))
         self.model = build_model(cfg.model, d.dataset, self.train_set.image_shape, t.seed)
         init_prior_from_data(self.model.prior, cfg.model, self.train_set, t.seed)
         self.model.to(self.device)
@@ -495,11 +506,15 @@ class Trainer:
                                                         f"epoch {epoch + 1}")
         self._check_parameters(f"epoch {epoch + 1}")
         self.epoch = epoch + 1
+        started = time.perf_counter()
+        diagnostics = self._diagnose()
+        diagnose_seconds = time.perf_counter() - started
         record: dict[str, Any] = {"epoch": self.epoch, "warmup": warmup}
         record.update({f"train_{k}": v for k, v in train.items()})
         record.update(self._scales_and_evaluation(test, refit))
         record["lr"] = self.vae_opt.param_groups[0]["lr"]
-        record.update(seconds_train=train_seconds, **seconds)
+        record.update(seconds_train=train_seconds, **seconds, seconds_diagnose=diagnose_seconds)
+        record.update(diagnostics)
         return record
 
     def run_prior_finetune_epoch(self) -> dict[str, Any]:
@@ -565,6 +580,15 @@ class Trainer:
         if scales:
             fields["prior_scale"] = scales
         return fields
+
+    def _diagnose(self) -> dict[str, Any]:
+        """The scalar diagnostics of the epoch just finished, as ``diag_*`` fields; warns of dead
+        outputs, and from epoch 2 on of a stall at the all-black image or a collapse."""
+        result = diagnose(self.model, self.diagnostic_images, self.cfg.train.eval_batch_size)
+        for finding in findings(result, self.cfg.model.output_activation, self.epoch > 1):
+            warnings.warn(f"epoch {self.epoch} of {self.run_dir}: {finding}. Training goes on.",
+                          TrainingStallWarning, stacklevel=3)
+        return {f"diag_{k}": v for k, v in result.items() if not isinstance(v, list)}
 
     def _train_batches(self, epoch: int, warmup: bool) -> dict[str, Any]:
         t = self.cfg.train

@@ -89,6 +89,11 @@ CASES = {
     "evaluate-nan": (["evaluate", "{nan}", *COUNTS], "is not finite (NaN or inf)"),
     "evaluate-dpgmm": (["evaluate", "{dpgmm}", *COUNTS], "not a DPGMM state"),
     "evaluate-missing": (["evaluate", "{root}/absent"], "no checkpoint at"),
+    # diagnose
+    "diagnose-missing": (["diagnose", "{root}/absent"], "no checkpoint at"),
+    "diagnose-nan": (["diagnose", "{nan}"], "is not finite (NaN or inf)"),
+    "diagnose-n-1": (["diagnose", "{good}", "--n", "1"], "--n: 1 is not between 2 and 10000"),
+    "diagnose-no-cuda": (["diagnose", "{good}", "--device", "cuda"], "CUDA is not available"),
     # train-classifier
     "classifier-cifar": (["train-classifier", "--dataset", "cifar"], "unknown dataset 'cifar'"),
     "classifier-celeba": (["train-classifier", "--dataset", "celeba"],
@@ -132,6 +137,16 @@ def test_bad_input_gets_one_line_and_status_2(case, runs, capsys, monkeypatch):
     assert err.startswith(f"ladder {argv[0]}: error: ") or case == "unknown-option", err
     assert _fill([message], runs)[0] in err
     assert not list(runs.glob("*.png"))  # nothing half-made was written
+
+
+def test_diagnose_prints_a_table_or_json(runs, capsys):
+    assert main(["diagnose", str(runs / "good"), "--n", "32"]) == 0
+    table = capsys.readouterr().out
+    assert "| active_z |" in table and "| dead_outputs |" in table
+    assert main(["diagnose", str(runs / "good"), "--n", "32", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n_images"] == 32 and len(data["kl_per_dim"]) == 16
+    assert isinstance(data["findings"], list) and isinstance(data["stalled"], bool)
 
 
 def test_debug_shows_the_traceback(runs):

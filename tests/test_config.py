@@ -67,6 +67,9 @@ def test_yaml_round_trip_and_precedence(tmp_path):
         ("model.d_t=32", "exceeds model.d_z"),
         ("train.batch_size=-1", "must be positive"),
         ("model.prior=flow", "choose one of: normal, gmm, vamp, hierarchical, ladder"),
+        ("model.output_activation=tanh", "choose one of: sigmoid, relu, linear, leaky_relu"),
+        ("model.output_slope=0", r"model.output_slope must lie in \(0, 1\), got 0.0; a slope of 0"),
+        ("model.output_slope=1.5", r"model.output_slope must lie in \(0, 1\)"),
         ("train.betas=[0.9]", "list of 2 numbers"),
         ("nonsense=1", "unknown key"),
         ("epochs", "key=value"),
@@ -134,7 +137,7 @@ def _notations(x: float) -> st.SearchStrategy[str]:
 
 def test_float_keys_cover_every_float_setting():
     assert {"train.lr", "train.grad_clip", "model.std_floor"} <= set(FLOAT_KEYS)
-    assert len(FLOAT_KEYS) == 11  # 6 model, 5 train settings
+    assert len(FLOAT_KEYS) == 12  # 7 model, 5 train settings
 
 
 def _set_and_read(key: str, text: str):
@@ -375,7 +378,8 @@ PRESET_DIGESTS = {
 
 # Keys added after the digests, each with the default that keeps the old behaviour: every preset
 # must hold it, and the digest leaves it out.
-ADDED_KEYS = {("train", "prior_steps"): 1, ("train", "prior_finetune_epochs"): 0}
+ADDED_KEYS = {("train", "prior_steps"): 1, ("train", "prior_finetune_epochs"): 0,
+              ("model", "output_slope"): 0.05}
 
 
 def _without_added_keys(cfg: dict) -> dict:

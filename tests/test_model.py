@@ -85,6 +85,58 @@ def test_every_prior_gives_finite_terms_samples_and_gradients(prior):
     assert model.reconstruct(x).shape == x.shape
 
 
+def _model(output_activation):
+    cfg = preset_config("paper", "mnist", "normal")
+    cfg.model.output_activation = output_activation
+    return build_model(cfg.model, "mnist", (1, 28, 28), seed=3)
+
+
+def test_images_are_clamped_and_the_likelihood_sees_the_unclamped_output():
+    model = _model("leaky_relu")
+    with torch.no_grad():  # push some outputs below 0 and some above 1
+        model.decoder.body[-2].weight.mul_(300)
+    x = torch.rand(6, 1, 28, 28)
+    z = model.encode(x)[0]
+    x_hat = model.decoder(z)
+    assert (x_hat < 0).any() and (x_hat > 1).any()
+    images = model.decode_images(z)
+    assert images.min() == 0 and images.max() == 1
+    torch.testing.assert_close(images, x_hat.clamp(0, 1))
+    torch.testing.assert_close(model.images(model.reconstruct(x)), images)
+    torch.manual_seed(0)
+    terms = model.elbo_terms(x)
+    torch.manual_seed(0)
+    z_draw = model.encoder(x)[0] + model.encoder(x)[1] * torch.randn(6, 16)
+    unclamped = model.decoder(z_draw)
+    torch.testing.assert_close(terms["reconstruction"], model.likelihood.log_prob(x, unclamped))
+    torch.testing.assert_close(terms["mae"], (unclamped - x).abs().flatten(1).mean(1))
+
+
+@pytest.mark.parametrize(("output_activation", "learns"), [("leaky_relu", True), ("relu", False)])
+def test_an_output_below_zero_everywhere_learns_only_if_leaky(output_activation, learns):
+    """Issue 15, point 5: a ReLU output that is negative for every image is dead under L1."""
+    model = _model(output_activation)
+    with torch.no_grad():
+        model.decoder.body[-2].bias.fill_(-10.0)  # every pixel of every image below 0
+    model.elbo_terms(torch.rand(4, 1, 28, 28))["reconstruction"].sum().backward()
+    assert (model.decoder.body[-2].bias.grad.abs() > 0).item() is learns
+
+
+def test_the_image_rule_keeps_the_old_clamp_for_the_default_output():
+    """generate/reconstruct (FCD inputs) and the sample grid give what they gave before
+    VAE.images: decoder output .clamp(0, 1), bit for bit."""
+    from ladder.metrics import generate, reconstruct
+
+    model = _model("relu").eval()
+    x = torch.rand(5, 1, 28, 28)
+    old_recon = model.decoder(model.encoder(x)[0]).clamp(0, 1)
+    assert torch.equal(reconstruct(model, x), old_recon)
+    torch.manual_seed(7)
+    old_samples = model.decoder(model.prior.sample(5)).clamp(0, 1)
+    torch.manual_seed(7)
+    assert torch.equal(generate(model, 5), old_samples)
+
+
 def test_warmup_uses_the_normal_cross_entropy():
     cfg = preset_config("paper", "mnist", "hierarchical")
     model = build_model(cfg.model, "mnist", (1, 28, 28))

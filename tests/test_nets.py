@@ -92,6 +92,18 @@ def test_std_floor_and_options():
             build_autoencoder(**args)
 
 
+def test_a_leaky_output_keeps_its_slope_below_zero():
+    torch.manual_seed(0)
+    _, leaky = build_autoencoder("mnist", 8, output_activation="leaky_relu", output_slope=0.05)
+    z = torch.randn(4, 8)
+    with torch.no_grad():
+        pre, out = leaky.body[:-1](z), leaky(z)
+    assert (pre < 0).any() and (pre > 0).any()  # Glorot weights put outputs on both sides of 0
+    torch.testing.assert_close(out, torch.where(pre > 0, pre, 0.05 * pre))
+    _, style = build_autoencoder("celeba", 8, output_activation="leaky_relu", output_slope=0.1)
+    assert isinstance(style.to_rgb[-1], nn.LeakyReLU) and style.to_rgb[-1].negative_slope == 0.1
+
+
 def test_glorot_init_and_zero_bias():
     torch.manual_seed(0)
     enc = MnistEncoder(16)

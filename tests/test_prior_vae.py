@@ -163,3 +163,22 @@ def test_a_closed_form_scale_moves_only_in_the_prior_blocks_step():
     prior.bound(z.detach())  # the prior block's step
     assert prior.decoder_scales()[0] > 0.5  # the decoder's residuals on N(0, I) z are near 1
     assert NormalPrior(5).decoder_scales() == []
+
+def test_prior_vae_diagnostics_recurse_through_a_ladder():
+    torch.manual_seed(0)
+    cfg = preset_config("paper", "mnist", "ladder").model
+    cfg.n_levels, cfg.n_components, cfg.d_t, cfg.prior_layers = 2, 5, 2, 1
+    prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
+    z = 3 * torch.randn(200, 16)
+    before = prior.diagnostics(z)
+    assert set(before) == {"active_t", "floor_share_t", "hyper_active_t", "hyper_floor_share_t"}
+    prior.refit(z)  # fits the DP-GMM at the innermost level
+    found = prior.diagnostics(z)
+    dpgmm = prior.hyper.hyper.dpgmm
+    assert found["hyper_hyper_active_components"] == len(dpgmm.active_components()) >= 1
+    assert 0 <= found["active_t"] <= prior.latent_dim and 0 <= found["floor_share_t"] <= 1
+    with torch.no_grad():  # every std of q(t|z) on its floor, every mean the same: collapsed
+        prior.encoder.head.pre_std.bias.fill_(-100.0)
+        prior.encoder.head.mu.weight.zero_()
+    collapsed = prior.diagnostics(z)
+    assert collapsed["floor_share_t"] == 1.0 and collapsed["active_t"] == 0

@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.distributions import (
     Categorical,
     MixtureSameFamily,
@@ -11,7 +13,16 @@ from torch.distributions import (
 )
 
 from ladder.nets import GaussianMLPEncoder
-from ladder.priors import GMMPrior, NormalPrior, VampPrior, gaussian_entropy, reparameterise
+from ladder.priors import (
+    ACTIVITY_THRESHOLD,
+    GMMPrior,
+    NormalPrior,
+    VampPrior,
+    active_dimensions,
+    floor_share,
+    gaussian_entropy,
+    reparameterise,
+)
 
 
 def test_entropy_matches_torch():
@@ -90,3 +101,33 @@ def test_vamp_prior_is_the_mixture_of_encoded_pseudo_inputs():
     assert matches.any(1).all()  # every pseudo-input is one of the images
     with pytest.raises(ValueError, match="at least 5 images"):
         prior.init_from_images(images[:3])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=6), st.integers(0, 2**31 - 1))
+def test_active_dimensions_are_those_whose_mean_varies_over_the_data(scales, seed):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(4000, len(scales), generator=g, dtype=torch.float64) * torch.tensor(scales)
+    variance = torch.tensor(scales, dtype=torch.float64).square()
+    clear = (variance - ACTIVITY_THRESHOLD).abs() > 0.2 * variance + 1e-3  # away from the edge
+    assert torch.equal(active_dimensions(mu)[clear], (variance > ACTIVITY_THRESHOLD)[clear])
+    assert torch.equal(active_dimensions(mu + 5.0)[clear], active_dimensions(mu)[clear])
+
+
+def test_floor_share_counts_the_std_entries_on_their_floor():
+    std = torch.tensor([[1e-3, 1.009e-3, 1.02e-3, 0.5]])
+    assert floor_share(std, 1e-3) == 0.5
+    assert floor_share(std + 1.0, 1e-3) == 0.0
+
+
+def test_gmm_and_vamp_diagnostics():
+    gmm = GMMPrior(2, n_components=4)
+    assert gmm.diagnostics(torch.zeros(3, 2)) == {"active_components": 4}  # N(0, I) start
+    gmm.weights.copy_(torch.tensor([0.97, 0.02, 0.005, 0.005]))  # 1 / (10 K) = 0.025
+    assert gmm.diagnostics(torch.zeros(3, 2)) == {"active_components": 1}
+    assert NormalPrior(2).diagnostics(torch.zeros(3, 2)) == {}
+    vamp = VampPrior(GaussianMLPEncoder(4, 2, hidden=8, n_layers=1), 2, (1, 2, 2), n_components=3)
+    with torch.no_grad():
+        vamp.pseudo_inputs.copy_(torch.linspace(-0.5, 1.5, 12).view(3, 1, 2, 2))
+    found = vamp.diagnostics(torch.zeros(3, 2))
+    assert found == {"pseudo_input_min": -0.5, "pseudo_input_max": 1.5}

@@ -432,3 +432,39 @@ def test_prior_finetune_epochs_train_the_prior_alone_and_resume_exactly(tiny, tm
     with pytest.raises(ConfigError, match="set train.prior_finetune_epochs above 2"):
         Trainer.resume(tmp_path / "resumed", ["train.lr=0.001"], **tiny)
     assert Trainer.resume(tmp_path / "resumed", [], **tiny).is_complete
+
+def test_each_epoch_records_diagnostics_without_changing_any_other_number(mnist_small, tmp_path,
+                                                                          monkeypatch):
+    with_diagnostics = train(_cfg("ladder", epochs=2), tmp_path / "a", train_set=mnist_small[0],
+                             test_set=mnist_small[1])
+    records = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text()
+               .splitlines()]
+    for key in ("diag_active_z", "diag_dead_outputs", "diag_floor_share", "diag_stalled",
+                "diag_collapsed", "diag_prior_active_t", "diag_prior_hyper_active_components"):
+        assert all(key in record for record in records), key
+    assert records[0]["diag_n_images"] == 256
+    monkeypatch.setattr(Trainer, "_diagnose", lambda self: {})
+    without = train(_cfg("ladder", epochs=2), tmp_path / "b", train_set=mnist_small[0],
+                    test_set=mnist_small[1])
+
+    def numbers(record):
+        return {k: v for k, v in record.items() if not k.startswith(("diag_", "seconds_"))}
+
+    assert [numbers(r) for r in with_diagnostics.history] == [numbers(r) for r in without.history]
+    a, b = with_diagnostics.model.state_dict(), without.model.state_dict()
+    assert all(torch.equal(value, b[key]) for key, value in a.items() if torch.is_tensor(value))
+
+
+def test_dead_outputs_are_warned_about_and_training_goes_on(mnist_small, tmp_path):
+    from ladder.train import TrainingStallWarning
+
+    trainer = Trainer(_cfg("normal", epochs=1), tmp_path / "run", *mnist_small)
+    with torch.no_grad():  # a ReLU output below 0 for every image: dead, as Fashion seed 1
+        trainer.model.decoder.body[-2].bias.fill_(-100.0)
+    with pytest.warns(TrainingStallWarning) as caught:
+        trainer.fit()
+    messages = [str(w.message) for w in caught if w.category is TrainingStallWarning]
+    assert any("output pixels" in m and "output_activation=leaky_relu" in m for m in messages)
+    assert not any("all-black" in m or "active" in m for m in messages)  # they wait for epoch 2
+    record = trainer.history[-1]
+    assert record["epoch"] == 1 and record["diag_dead_share"] > 0.5 and record["diag_stalled"]

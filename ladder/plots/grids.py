@@ -20,7 +20,7 @@ def samples_and_reconstructions(
         samples = model.sample(n)
     images = images[:n]
     grids = [
-        make_grid(batch.clamp(0, 1).float().cpu(), nrow=nrow, padding=2, pad_value=1.0)
+        make_grid(model.images(batch).float().cpu(), nrow=nrow, padding=2, pad_value=1.0)
         for batch in (images, model.reconstruct(images), samples)
     ]
     grids = [g.expand(3, -1, -1) for g in grids]
