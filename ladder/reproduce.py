@@ -351,7 +351,9 @@ def train_run(cfg: Config, run_dir: str | os.PathLike) -> Any:
 
     run_dir = Path(run_dir)
     if (run_dir / CHECKPOINT).exists():
-        saved = load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")["config"]
+        # read through Config, so a checkpoint from before a key existed holds its default
+        saved = Config.from_dict(
+            load_checkpoint(run_dir / CHECKPOINT, map_location="cpu")["config"]).to_dict()
         if saved != cfg.to_dict():
             diff = sorted(f"{s}.{k}" for s, section in cfg.to_dict().items()
                           if isinstance(section, dict) for k, v in section.items()
