@@ -183,7 +183,7 @@ VARIANTS = {  # name: (prior, train.bca, n_mc, train.precision); None is the eag
 }
 
 
-PRIOR_LABELS = {"normal": "Normal", "gmm": "GMM", "vamp": "VampPrior",
+PRIOR_LABELS = {"normal": "Normal", "gmm": "GMM", "vamp": "Vamp",
                 "hierarchical": "hierarchical", "ladder": "LaDDer"}
 
 
