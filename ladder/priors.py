@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal
 from torch.distributions import Normal as TorchNormal
 
-from ladder.numerics import mixture_log_prob
+from ladder.numerics import gaussian_mixture_log_prob
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -154,28 +154,41 @@ class GMMPrior(_MonteCarloPrior):
                 n_components, 1, 1))
             self.register_buffer("fitted", torch.tensor(False))
 
+    def _scale_tril(self) -> Tensor:
+        """``fit="gradient"``: the Cholesky factors, a softplus diagonal under the raw lower part."""
+        diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
+        return self.tril_raw.tril(-1) + torch.diag_embed(diag)
+
+    def _regularised_covariances(self) -> Tensor:
+        """``fit="em"``: the EM covariances plus ``covariance_reg`` I (nothing before the first fit)."""
+        eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
+        reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
+        return self.covariances + reg * eye
+
     def mixture(self) -> MixtureSameFamily:
         """The current mixture as a ``torch.distributions`` object (built every step from our own
         valid parameters, so without torch's argument checks, which read tensors back to Python)."""
         if self.fit_mode == "gradient":
-            diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
-            scale_tril = self.tril_raw.tril(-1) + torch.diag_embed(diag)
             return MixtureSameFamily(
                 Categorical(logits=self.logits, validate_args=False),
-                MultivariateNormal(self.means, scale_tril=scale_tril, validate_args=False),
+                MultivariateNormal(self.means, scale_tril=self._scale_tril(), validate_args=False),
                 validate_args=False,
             )
-        eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
-        reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
         return MixtureSameFamily(
             Categorical(probs=self.weights, validate_args=False),
-            MultivariateNormal(self.means, covariance_matrix=self.covariances + reg * eye,
+            MultivariateNormal(self.means, covariance_matrix=self._regularised_covariances(),
                                validate_args=False),
             validate_args=False,
         )
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return mixture_log_prob(self.mixture(), z)
+        """log sum_k w_k N(z; m_k, S_k) (:func:`ladder.numerics.gaussian_mixture_log_prob`)."""
+        if self.fit_mode == "gradient":
+            log_weights, scale_tril = torch.log_softmax(self.logits, -1), self._scale_tril()
+        else:
+            log_weights = torch.log(self.weights / self.weights.sum())
+            scale_tril = torch.linalg.cholesky(self._regularised_covariances().double())
+        return gaussian_mixture_log_prob(z, log_weights, self.means, scale_tril)
 
     def sample(self, n: int) -> Tensor:
         return self.mixture().sample((n,))
@@ -257,12 +270,19 @@ class VampPrior(_MonteCarloPrior):
                                              validate_args=False),
                                  validate_args=False)
 
+    def _log_prob_encoded(self, z: Tensor, mu: Tensor, std: Tensor) -> Tensor:
+        """log (1/K) sum_k N(z; mu_k, diag std_k^2) given the encoded pseudo-inputs."""
+        log_weights = torch.full((mu.shape[0],), -math.log(mu.shape[0]), device=mu.device)
+        return gaussian_mixture_log_prob(z, log_weights, mu, std)
+
     def log_prob(self, z: Tensor) -> Tensor:
-        return mixture_log_prob(self.components(), z)
+        return self._log_prob_encoded(z, *self.encoder(self.pseudo_inputs))
 
     def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
-        mixture = self.components()  # encode the pseudo-inputs once for all samples
-        return mixture_log_prob(mixture, reparameterise(mu, std, self.n_mc)).mean(0)
+        """The Monte Carlo estimate of :class:`_MonteCarloPrior`, with the pseudo-inputs encoded
+        once for all ``n_mc`` samples."""
+        encoded = self.encoder(self.pseudo_inputs)
+        return self._log_prob_encoded(reparameterise(mu, std, self.n_mc), *encoded).mean(0)
 
     def sample(self, n: int) -> Tensor:
         return self.components().sample((n,))
