@@ -16,6 +16,11 @@ during the epoch (tracemalloc does not see torch's allocator).
 
     .venv/bin/python benchmarks/bench_train.py                 # about 5 minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench_train.py --repeats 5 --n-train 10240 --device cuda
+
+``--priors normal,gmm,vamp,hierarchical,ladder`` times the trainer with each named prior instead
+(fp32, ``train.bca = sequential``, the paper preset's ``n_mc``), the eager reference beside them,
+and splits each epoch into its steps and its end-of-epoch refit; ``--no-memory`` skips the
+peak-memory table.
 """
 
 from __future__ import annotations
@@ -140,13 +145,20 @@ def make_trainer(train_set, test_set, device: torch.device, prior: str, bca: str
 
 def time_trainer_epoch(trainer: Trainer) -> float:
     """Seconds of one epoch: the batches and the end-of-epoch refit (no evaluation)."""
+    return sum(time_trainer_epoch_parts(trainer))
+
+
+def time_trainer_epoch_parts(trainer: Trainer) -> tuple[float, float]:
+    """Seconds of one epoch's batches and of its end-of-epoch refit (no evaluation)."""
     _sync(trainer.device)
     start = time.perf_counter()
     train = trainer._train_batches(trainer.epoch, warmup=False)
+    _sync(trainer.device)
+    batches = time.perf_counter() - start
     trainer.model.prior.refit(trainer._refit_encodings(train["z_epoch"], trainer.epoch))
     _sync(trainer.device)
     trainer.epoch += 1
-    return time.perf_counter() - start
+    return batches, time.perf_counter() - start - batches
 
 
 def time_reference_epoch(reference: EagerReference, images: torch.Tensor, batch: int) -> float:
@@ -171,21 +183,37 @@ VARIANTS = {  # name: (prior, train.bca, n_mc, train.precision); None is the eag
 }
 
 
+PRIOR_LABELS = {"normal": "Normal", "gmm": "GMM", "vamp": "Vamp",
+                "hierarchical": "hierarchical", "ladder": "LaDDer"}
+
+
+def prior_variants(priors: list[str]) -> dict[str, tuple[str, str, None, str] | None]:
+    """``--priors``: the eager reference and the fp32 sequential trainer of each prior (Normal's
+    always included, as every ratio's base)."""
+    unknown = sorted(set(priors) - set(PRIOR_LABELS))
+    if unknown:
+        raise SystemExit(f"--priors: unknown prior(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(PRIOR_LABELS)}")
+    chosen = ["normal", *(p for p in priors if p != "normal")]
+    return {"eager reference (Normal)": None,
+            **{f"trainer, {PRIOR_LABELS[p]} prior": (p, "sequential", None, "fp32")
+               for p in chosen}}
+
+
 def normal_of(name: str) -> str:
     """The Normal-prior trainer of the same precision as variant ``name``."""
     return "trainer, Normal prior" + (", bf16" if name.endswith("bf16") else "")
 
 
-def peak_memory(job: tuple[str, int, str, int | None]) -> float:
-    """MiB: the peak memory of one epoch of ``VARIANTS[name]`` (run in a fresh process)."""
-    name, n_train, device_name, threads = job
+def peak_memory(job: tuple[tuple | None, int, str, int | None]) -> float:
+    """MiB: the peak memory of one epoch of the variant ``spec`` (run in a fresh process)."""
+    spec, n_train, device_name, threads = job
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device_name)
     torch.manual_seed(0)
     train_set = load_dataset("mnist", "train", n=n_train, device=device)
     test_set = load_dataset("mnist", "test", n=256, device=device)
-    spec = VARIANTS[name]
     if spec is None:
         reference, images = EagerReference(device), train_set.take(len(train_set))
     else:
@@ -236,7 +264,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--priors", default=None,
+                        help="comma-separated priors to time instead of the default variants")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
     args = parser.parse_args()
+    specs = VARIANTS if args.priors is None else prior_variants(args.priors.split(","))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -246,16 +278,19 @@ def main() -> None:
     images = train_set.take(len(train_set))
     reference = EagerReference(device)
     variants = {name: None if spec is None else make_trainer(train_set, test_set, device, *spec)
-                for name, spec in VARIANTS.items()}
+                for name, spec in specs.items()}
     # Warm-up epoch each (allocator, first DP-GMM fit from k-means), not timed.
     for trainer in variants.values():
         (time_reference_epoch(reference, images, 256) if trainer is None
          else time_trainer_epoch(trainer))
     seconds: dict[str, list[float]] = {name: [] for name in variants}
+    refit_seconds: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, trainer in variants.items():
-            seconds[name].append(time_reference_epoch(reference, images, 256) if trainer is None
-                                 else time_trainer_epoch(trainer))
+            batches, refit = ((time_reference_epoch(reference, images, 256), 0.0)
+                              if trainer is None else time_trainer_epoch_parts(trainer))
+            seconds[name].append(batches + refit)
+            refit_seconds[name].append(refit)
     n_images = args.n_train - args.n_train % 256
     rate = {name: n_images / statistics.median(s) for name, s in seconds.items()}
     flops = train_step_flops(reference, images[:256])
@@ -272,12 +307,23 @@ def main() -> None:
     for name, r in rate.items():
         print(f"| {name} | {r:.0f} | {r / base:.2f}x | {r / rate[normal_of(name)]:.2f}x | "
               f"{r * flops / 1e9:.1f} | {r * flops / 1e9 / peak:.0%} |")
+    if args.priors is not None:
+        steps = n_images // 256
+        print("\n| variant | ms per step, refit included | ms per step, steps only | refit s "
+              "| epoch vs Normal |\n|---|---|---|---|---|")
+        for name in variants:
+            total, refit = (statistics.median(seconds[name]),
+                            statistics.median(refit_seconds[name]))
+            print(f"| {name} | {1000 * total / steps:.0f} | {1000 * (total - refit) / steps:.0f} "
+                  f"| {refit:.2f} | {rate[normal_of(name)] / rate[name]:.2f}x |")
+    if args.no_memory:
+        return
     memory = "peak MiB (CUDA)" if device.type == "cuda" else "peak RSS rise over one epoch, MiB"
     print(f"\n| variant | {memory} |\n|---|---|")
     context = mp.get_context("spawn")
-    for name in VARIANTS:
+    for name, spec in specs.items():
         with context.Pool(1) as pool:  # a fresh process: its peak RSS is this variant's
-            mib = pool.apply(peak_memory, ((name, args.n_train, str(device), args.threads),))
+            mib = pool.apply(peak_memory, ((spec, args.n_train, str(device), args.threads),))
         print(f"| {name} | {mib:.0f} |")
 
 

@@ -14,6 +14,9 @@ Last, the Normal-prior trainer's step against ``bench_train``'s eager reference,
 operator, on the same network and memory format: what the trainer adds to the arithmetic.
 
     .venv/bin/python benchmarks/profile_step.py --threads 2            # about 2 minutes
+
+``--prior gmm`` (or any prior) times and profiles one step of that prior alone instead (paper
+preset, ``train.bca = sequential``, n_mc = 100, after one untimed epoch so the GMM is fitted).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--top", type=int, default=15, help="operators listed")
+    parser.add_argument("--prior", default=None, help="profile this prior's step alone")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,6 +75,9 @@ def main() -> None:
     train_set = load_dataset("mnist", "train", n=1024, device=device)
     test_set = load_dataset("mnist", "test", n=256, device=device)
     x = train_set.take(256)
+    if args.prior is not None:
+        profile_prior(args.prior, train_set, test_set, device, x, args.repeats, args.top)
+        return
     trainers = {name: fitted_trainer(*spec, train_set, test_set, device)
                 for name, spec in VARIANTS.items()}
     for trainer in trainers.values():  # warm-up steps, not timed
@@ -91,6 +98,19 @@ def main() -> None:
     print("\n# operators of 3 steps of LaDDer, sequential, n_mc=100 (self time)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
     compare_with_eager(train_set, test_set, device, x, args.repeats, args.top)
+
+
+def profile_prior(prior: str, train_set, test_set, device, x: torch.Tensor, repeats: int,
+                  top: int) -> None:
+    """ms per step of ``prior``'s trainer and the operators of 3 of its steps (self time)."""
+    trainer = fitted_trainer(prior, "sequential", 100, train_set, test_set, device)
+    step_ms(trainer, x, 2)
+    print(f"# profile_step: {prior}, device {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch 256, n_mc 100: "
+          f"{step_ms(trainer, x, repeats):.0f} ms per step (median of {repeats})")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step_ms(trainer, x, 3)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
 
 
 def operator_ms(step: Callable[[], object], repeats: int) -> dict[str, float]:

@@ -94,6 +94,7 @@ class ModelConfig:
     gmm_fit: str = "em"  # GMM prior: em (refit each epoch, reference) | gradient
     gmm_covariance_reg: float = 0.01  # added to EM covariances (reference code: 0.01 I)
     vamp_init: str = "random"  # pseudo-inputs: random N(0, 1) (reference) | data
+    vamp_constrain: str = "none"  # pseudo-inputs: none (reference) | sigmoid (kept in [0, 1])
     sample_noise: bool = False  # add p(z|t)'s noise when sampling (reference: decoder mean only)
 
 
@@ -514,6 +515,7 @@ _CHOICES = {
     "model.dpgmm_priors": ("paper", "sklearn"),
     "model.gmm_fit": ("em", "gradient"),
     "model.vamp_init": ("random", "data"),
+    "model.vamp_constrain": ("none", "sigmoid"),
     "train.bca": ("sequential", "joint"),
     "train.precision": ("fp32", "bf16", "auto"),
     "train.refit_source": ("epoch", "fresh"),

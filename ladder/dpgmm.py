@@ -74,7 +74,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ladder.numerics import EXPONENT_FLOOR, logsumexp
+from ladder.numerics import EXPONENT_FLOOR, logsumexp, quadratic_features
 
 __all__ = ["DPGMM"]
 
@@ -718,7 +718,7 @@ class DPGMM:
         n, d = flat.shape
         if d <= max_quadratic_d:
             u = _offset64(flat, c["center64"])
-            return (_quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
+            return (quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
         k = c["m_chol"].shape[0]
         with torch.autocast(flat.device.type, enabled=False):  # in t's dtype under bf16 training
             y = ((flat - c["center"]) @ c["chol_cat"]).view(n, k, d) - c["m_chol"]
@@ -1005,12 +1005,6 @@ def _offset64(t: Tensor, center: Tensor) -> Tensor:
     return (t.double() - center).clamp_(-big, big)
 
 
-def _quadratic_features(u: Tensor, pairs: Tensor) -> Tensor:
-    """phi(u) = [u_i u_j (i <= j), u_i, 1] of the rows of u, (N, d (d + 3) / 2 + 1)."""
-    i, j = pairs
-    return torch.cat([u[:, i] * u[:, j], u, torch.ones_like(u[:, :1])], 1)
-
-
 class _QuadraticLogSumExp(torch.autograd.Function):
     """log sum_k exp(a_k(t)), a_k(t) = c_k - (u - m_k)^T P_k (u - m_k) / 2 with u = t - center,
     (m_k: the means less the same center) in one pass that keeps only u and the
@@ -1026,7 +1020,7 @@ class _QuadraticLogSumExp(torch.autograd.Function):
     def forward(ctx, t: Tensor, center: Tensor, pairs: Tensor, affine: Tensor,  # noqa: ANN001
                 prec_flat: Tensor, prec_m: Tensor) -> Tensor:
         u = _offset64(t, center)
-        a = (_quadratic_features(u, pairs) @ affine).to(t.dtype)
+        a = (quadratic_features(u, pairs) @ affine).to(t.dtype)
         top = a.amax(-1, keepdim=True)
         # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
         # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)

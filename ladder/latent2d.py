@@ -32,8 +32,8 @@ from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
 from ladder.model import VAE, build_prior
 from ladder.prior_vae import PriorVAE
-from ladder.priors import Prior, reparameterise
-from ladder.train import fit_prior, init_prior_from_data
+from ladder.priors import LOG_2PI, Prior, reparameterise
+from ladder.train import fit_prior
 
 #: The priors of Fig 2 b-f, in panel order.
 FIG2_PRIORS: tuple[str, ...] = ("normal", "hierarchical", "vamp", "gmm", "ladder")
@@ -227,7 +227,7 @@ def fit_priors(
         cfg = prior_config(name, d_z, d_t, base)
         with _seeded(seed, mu.device):
             prior = build_prior(cfg, model.encoder, images.image_shape, seed).to(mu.device)
-            init_prior_from_data(prior, cfg, images, seed)
+            prior.init_from_data(images, seed)
             if name != "normal":  # N(0, I) has nothing to fit
                 frozen_vae = VAE(model.encoder, model.decoder, model.likelihood, prior)
                 history[name] = fit_prior(frozen_vae, images, epochs, batch_size, lr, seed,

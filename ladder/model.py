@@ -128,7 +128,8 @@ def build_prior(
         return GMMPrior(cfg.d_z, cfg.n_components, cfg.gmm_fit, cfg.gmm_covariance_reg, cfg.n_mc,
                         seed)
     if cfg.prior == "vamp":
-        return VampPrior(encoder, cfg.d_z, image_shape, cfg.n_components, cfg.n_mc, seed)
+        return VampPrior(encoder, cfg.d_z, image_shape, cfg.n_components, cfg.n_mc, seed,
+                         cfg.vamp_init, cfg.vamp_constrain)
     if cfg.prior == "hierarchical":
         return _prior_vae(cfg, cfg.d_z, cfg.d_t, NormalPrior(cfg.d_t))
     if cfg.prior == "ladder":

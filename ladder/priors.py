@@ -14,6 +14,8 @@ on it), through one method, so the trainer never asks which prior it has:
 * ``decoder_scales()``: the std of p(z|t) at each prior-VAE level, for the epoch log.
 * ``diagnostics(z)``: plain numbers on the prior's own health at encodings ``z`` (its used
   components, its latent's activity); what :mod:`ladder.diagnose` reports. Empty by default.
+* ``init_from_data(images, seed)``: called once on the training images before training (the
+  VampPrior's ``init="data"``); a no-op by default.
 
 The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
 """
@@ -21,16 +23,22 @@ The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal
 from torch.distributions import Normal as TorchNormal
 
-from ladder.numerics import mixture_log_prob
+from ladder.numerics import gaussian_mixture_log_prob
+
+if TYPE_CHECKING:
+    from ladder.data import ImageSet
 
 LOG_2PI = math.log(2 * math.pi)
+# model.vamp_constrain = sigmoid starts data-initialised pseudo-inputs at logit(image), the image
+# clamped to [PIXEL_CLAMP, 1 - PIXEL_CLAMP] so that black and white pixels get finite logits (+-4.6)
+PIXEL_CLAMP = 0.01
 
 
 def gaussian_entropy(std: Tensor) -> Tensor:
@@ -110,6 +118,9 @@ class Prior(nn.Module):
         """The prior's own health at encodings ``z`` [N, dim] (posterior means), as plain numbers."""
         return {}
 
+    def init_from_data(self, images: ImageSet, seed: int = 0) -> None:
+        """Start from the training ``images`` before the first step (a no-op by default)."""
+
     @property
     def device(self) -> torch.device:
         return self._anchor.device
@@ -185,28 +196,41 @@ class GMMPrior(_MonteCarloPrior):
                 n_components, 1, 1))
             self.register_buffer("fitted", torch.tensor(False))
 
+    def _scale_tril(self) -> Tensor:
+        """``fit="gradient"``: the Cholesky factors, a softplus diagonal under the raw lower part."""
+        diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
+        return self.tril_raw.tril(-1) + torch.diag_embed(diag)
+
+    def _regularised_covariances(self) -> Tensor:
+        """``fit="em"``: the EM covariances plus ``covariance_reg`` I (nothing before the first fit)."""
+        eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
+        reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
+        return self.covariances + reg * eye
+
     def mixture(self) -> MixtureSameFamily:
         """The current mixture as a ``torch.distributions`` object (built every step from our own
         valid parameters, so without torch's argument checks, which read tensors back to Python)."""
         if self.fit_mode == "gradient":
-            diag = nn.functional.softplus(self.tril_raw.diagonal(dim1=-2, dim2=-1) + 0.5413) + 1e-4
-            scale_tril = self.tril_raw.tril(-1) + torch.diag_embed(diag)
             return MixtureSameFamily(
                 Categorical(logits=self.logits, validate_args=False),
-                MultivariateNormal(self.means, scale_tril=scale_tril, validate_args=False),
+                MultivariateNormal(self.means, scale_tril=self._scale_tril(), validate_args=False),
                 validate_args=False,
             )
-        eye = torch.eye(self.dim, device=self.means.device, dtype=self.means.dtype)
-        reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
         return MixtureSameFamily(
             Categorical(probs=self.weights, validate_args=False),
-            MultivariateNormal(self.means, covariance_matrix=self.covariances + reg * eye,
+            MultivariateNormal(self.means, covariance_matrix=self._regularised_covariances(),
                                validate_args=False),
             validate_args=False,
         )
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return mixture_log_prob(self.mixture(), z)
+        """log sum_k w_k N(z; m_k, S_k) (:func:`ladder.numerics.gaussian_mixture_log_prob`)."""
+        if self.fit_mode == "gradient":
+            log_weights, scale_tril = torch.log_softmax(self.logits, -1), self._scale_tril()
+        else:
+            log_weights = torch.log(self.weights / self.weights.sum())
+            scale_tril = torch.linalg.cholesky(self._regularised_covariances().double())
+        return gaussian_mixture_log_prob(z, log_weights, self.means, scale_tril)
 
     def sample(self, n: int) -> Tensor:
         return self.mixture().sample((n,))
@@ -252,9 +276,12 @@ class VampPrior(_MonteCarloPrior):
     """VampPrior [36]: p(z) = (1/K) sum_k q(z | u_k) with K learned pseudo-inputs u_k.
 
     The pseudo-inputs are encoded by the data VAE's own encoder (shared, not copied, as in the
-    reference code), with uniform weights. ``init="random"`` draws them from N(0, 1) and leaves them
-    unconstrained (reference code); ``init="data"`` starts them at random training images
-    (:meth:`init_from_images`). They are the prior block's parameters in Algorithm 1.
+    reference code), with uniform weights. ``init="random"`` draws them from N(0, 1) (reference
+    code); ``init="data"`` starts them at random training images (:meth:`init_from_data`).
+    ``constrain="none"`` leaves them unconstrained (reference code); ``"sigmoid"`` keeps them in the
+    image range: the pseudo-inputs are sigmoid(a) of the parameters a, and data initialisation
+    sets a = logit(image) (:data:`PIXEL_CLAMP`). The parameters are the prior block's in
+    Algorithm 1.
     """
 
     def __init__(
@@ -265,41 +292,71 @@ class VampPrior(_MonteCarloPrior):
         n_components: int = 50,
         n_mc: int = 100,
         seed: int = 0,
+        init: str = "random",
+        constrain: str = "none",
     ) -> None:
         super().__init__(dim, n_mc)
+        if init not in ("random", "data") or constrain not in ("none", "sigmoid"):
+            raise ValueError(f"VampPrior init must be 'random' or 'data' and constrain 'none' or "
+                             f"'sigmoid', got {init!r} and {constrain!r}")
         # Held outside the module tree: the encoder belongs to the data VAE, and registering it
         # here too would put its weights in this prior's parameters and state twice.
         self.__dict__["encoder"] = encoder
+        self.init, self.constrain = init, constrain
         generator = torch.Generator().manual_seed(seed)
         self.pseudo_inputs = nn.Parameter(
             torch.randn(n_components, *image_shape, generator=generator)
         )
 
+    def pseudo_images(self) -> Tensor:
+        """The pseudo-inputs u_k as the encoder sees them (sigmoid of the parameters if
+        ``constrain="sigmoid"``)."""
+        return self.pseudo_inputs.sigmoid() if self.constrain == "sigmoid" else self.pseudo_inputs
+
+    def init_from_data(self, images: ImageSet, seed: int = 0) -> None:
+        """``init="data"``: start at ``n_components`` images of the training set drawn with
+        ``seed``; ``init="random"`` keeps the N(0, 1) draw."""
+        if self.init == "data":
+            k = self.pseudo_inputs.shape[0]
+            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+            self.init_from_images(images.gather(pick[:k]), seed)
+
     @torch.no_grad()
     def init_from_images(self, images: Tensor, seed: int = 0) -> None:
-        """Start the pseudo-inputs at K distinct random images of the training set."""
+        """Start the pseudo-inputs at K distinct random images of ``images`` (at their logits,
+        clamped, if ``constrain="sigmoid"``)."""
         k = self.pseudo_inputs.shape[0]
         if images.shape[0] < k:
             raise ValueError(f"VampPrior needs at least {k} images to initialise from")
         generator = torch.Generator().manual_seed(seed)
         pick = torch.randperm(images.shape[0], generator=generator)[:k]
-        self.pseudo_inputs.copy_(images[pick.to(images.device)].to(self.pseudo_inputs.device))
+        chosen = images[pick.to(images.device)].to(self.pseudo_inputs.device)
+        if self.constrain == "sigmoid":
+            chosen = torch.logit(chosen.clamp(PIXEL_CLAMP, 1 - PIXEL_CLAMP))
+        self.pseudo_inputs.copy_(chosen)
 
     def components(self) -> MixtureSameFamily:
         """The mixture of the encoded pseudo-inputs' posteriors."""
-        mu, std = self.encoder(self.pseudo_inputs)
+        mu, std = self.encoder(self.pseudo_images())
         logits = torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
         return MixtureSameFamily(Categorical(logits=logits, validate_args=False),
                                  Independent(TorchNormal(mu, std, validate_args=False), 1,
                                              validate_args=False),
                                  validate_args=False)
 
+    def _log_prob_encoded(self, z: Tensor, mu: Tensor, std: Tensor) -> Tensor:
+        """log (1/K) sum_k N(z; mu_k, diag std_k^2) given the encoded pseudo-inputs."""
+        log_weights = torch.full((mu.shape[0],), -math.log(mu.shape[0]), device=mu.device)
+        return gaussian_mixture_log_prob(z, log_weights, mu, std)
+
     def log_prob(self, z: Tensor) -> Tensor:
-        return mixture_log_prob(self.components(), z)
+        return self._log_prob_encoded(z, *self.encoder(self.pseudo_images()))
 
     def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
-        mixture = self.components()  # encode the pseudo-inputs once for all samples
-        return mixture_log_prob(mixture, reparameterise(mu, std, self.n_mc)).mean(0)
+        """The Monte Carlo estimate of :class:`_MonteCarloPrior`, with the pseudo-inputs encoded
+        once for all ``n_mc`` samples."""
+        encoded = self.encoder(self.pseudo_images())
+        return self._log_prob_encoded(reparameterise(mu, std, self.n_mc), *encoded).mean(0)
 
     def sample(self, n: int) -> Tensor:
         return self.components().sample((n,))
@@ -308,5 +365,5 @@ class VampPrior(_MonteCarloPrior):
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
         """The pseudo-inputs' pixel range (images lie in [0, 1]; ``vamp_init = random`` starts
         them as N(0, 1) noise, issue 15 point 6)."""
-        return {"pseudo_input_min": float(self.pseudo_inputs.min()),
-                "pseudo_input_max": float(self.pseudo_inputs.max())}
+        pseudo = self.pseudo_images().detach()
+        return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max())}

@@ -69,12 +69,12 @@ from ladder.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from ladder.config import Config, ConfigError, ModelConfig, apply_overrides
+from ladder.config import Config, ConfigError, apply_overrides
 from ladder.data import DATASETS, ImageSet, load_dataset
 from ladder.diagnose import diagnose, findings
 from ladder.metrics import elbo_statistics
 from ladder.model import VAE, build_model
-from ladder.priors import Prior, VampPrior, reparameterise
+from ladder.priors import reparameterise
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -274,14 +274,6 @@ def frozen(params: Iterable[nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def init_prior_from_data(prior: Prior, cfg: ModelConfig, images: ImageSet, seed: int) -> None:
-    """``model.vamp_init = data``: start the VampPrior's pseudo-inputs at ``n_components``
-    images drawn from ``images`` with ``seed``; any other prior or setting is left as built."""
-    if isinstance(prior, VampPrior) and cfg.vamp_init == "data":
-        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-        prior.init_from_images(images.gather(pick[: cfg.n_components]), seed)
-
-
 class Trainer:
     """Trains one VAE with one prior by Algorithm 1 and keeps its run folder."""
 
@@ -311,7 +303,7 @@ class Trainer:
             )
         self.diagnostic_images = self.test_set.take(min(DIAGNOSTIC_IMAGES, len(self.test_set)))
         self.model = build_model(cfg.model, d.dataset, self.train_set.image_shape, t.seed)
-        init_prior_from_data(self.model.prior, cfg.model, self.train_set, t.seed)
+        self.model.prior.init_from_data(self.train_set, t.seed)
         self.model.to(self.device)
         if t.channels_last:
             self.model.to(memory_format=torch.channels_last)

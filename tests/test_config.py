@@ -379,7 +379,7 @@ PRESET_DIGESTS = {
 # Keys added after the digests, each with the default that keeps the old behaviour: every preset
 # must hold it, and the digest leaves it out.
 ADDED_KEYS = {("train", "prior_steps"): 1, ("train", "prior_finetune_epochs"): 0,
-              ("model", "output_slope"): 0.05}
+              ("model", "output_slope"): 0.05, ("model", "vamp_constrain"): "none"}
 
 
 def _without_added_keys(cfg: dict) -> dict:
@@ -399,3 +399,14 @@ def test_every_shipped_config_file_is_its_preset():
     for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
         dataset, prior = path.stem.split("-")
         assert load_config(path).to_dict() == preset_config("paper", dataset, prior).to_dict()
+
+
+def test_vamp_constrain_is_a_validated_choice_defaulting_to_none():
+    cfg = preset_config("paper", "mnist", "vamp")
+    assert cfg.model.vamp_constrain == "none"
+    apply_overrides(cfg, ["model.vamp_constrain=sigmoid"])
+    cfg.validate()
+    apply_overrides(cfg, ["model.vamp_constrain=tanh"])
+    with pytest.raises(ConfigError, match="model.vamp_constrain = 'tanh' is not valid; choose "
+                                          "one of: none, sigmoid"):
+        cfg.validate()

@@ -1,9 +1,17 @@
 import math
 
 import torch
-from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.distributions import (
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    MultivariateNormal,
+    Normal,
+)
 
-from ladder.numerics import logsumexp, mixture_log_prob
+from ladder.numerics import gaussian_mixture_log_prob, logsumexp
 
 
 def test_matches_torch_including_far_components_and_gradients():
@@ -21,9 +29,45 @@ def test_all_minus_infinity_rows_stay_minus_infinity():
     torch.testing.assert_close(logsumexp(torch.zeros(4, 3), 0), torch.full((3,), math.log(4)))
 
 
-def test_mixture_log_prob_equals_the_distribution():
-    torch.manual_seed(0)
-    mixture = MixtureSameFamily(Categorical(logits=torch.randn(5)),
-                                MultivariateNormal(torch.randn(5, 3) * 10, torch.eye(3)))
-    z = torch.randn(7, 4, 3) * 10
-    torch.testing.assert_close(mixture_log_prob(mixture, z), mixture.log_prob(z))
+def _random_mixture(seed: int, k: int, d: int, spread: float, diagonal: bool):
+    """Random weights, means and scales (std or lower Cholesky factor), some components tight."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(k, generator=gen)
+    means = spread * torch.randn(k, d, generator=gen)
+    std = torch.exp(2 * torch.randn(k, d, generator=gen)).clamp(1e-3, 30)
+    if diagonal:
+        return logits, means, std
+    lower = 0.5 * torch.randn(k, d, d, generator=gen).tril(-1) + torch.diag_embed(std)
+    return logits, means, lower
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 12), d=st.integers(1, 17),
+       spread=st.sampled_from([0.1, 1.0, 10.0]), diagonal=st.booleans())
+def test_gaussian_mixture_log_prob_equals_torch_distributions(seed, k, d, spread, diagonal):
+    logits, means, scale = _random_mixture(seed, k, d, spread, diagonal)
+    component = (Independent(Normal(means, scale), 1) if diagonal
+                 else MultivariateNormal(means, scale_tril=scale))
+    mixture = MixtureSameFamily(Categorical(logits=logits), component)
+    x = means[torch.randint(k, (3, 5), generator=torch.Generator().manual_seed(seed))]
+    x = x + spread * torch.randn(3, 5, d, generator=torch.Generator().manual_seed(seed + 1))
+    ours = gaussian_mixture_log_prob(x, torch.log_softmax(logits, -1), means, scale)
+    assert ours.shape == (3, 5) and ours.dtype == x.dtype
+    torch.testing.assert_close(ours, mixture.log_prob(x), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), diagonal=st.booleans())
+def test_gaussian_mixture_log_prob_gradients_equal_torch_distributions(seed, diagonal):
+    params = [p.double().requires_grad_() for p in _random_mixture(seed, 4, 3, 1.0, diagonal)]
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    x.requires_grad_()
+    logits, means, scale = params
+    component = (Independent(Normal(means, scale), 1) if diagonal
+                 else MultivariateNormal(means, scale_tril=scale))
+    expected = MixtureSameFamily(Categorical(logits=logits), component).log_prob(x)
+    ours = gaussian_mixture_log_prob(x, torch.log_softmax(logits, -1), means, scale)
+    inputs = [x, *params]
+    for got, want in zip(torch.autograd.grad(ours.sum(), inputs),
+                         torch.autograd.grad(expected.sum(), inputs), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-7, atol=1e-9)

@@ -114,6 +114,20 @@ def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
         Trainer.resume(tmp_path / "run", **data)
 
 
+@pytest.mark.parametrize("constrain", ["none", "sigmoid"])
+def test_vamp_data_init_starts_every_pseudo_input_at_a_training_image(constrain, tiny, tmp_path):
+    cfg = _cfg("vamp", vamp_init="data", vamp_constrain=constrain)
+    trainer = Trainer(cfg, tmp_path, **tiny)
+    images = tiny["train_set"].take(len(tiny["train_set"]))
+    if constrain == "sigmoid":
+        images = images.clamp(0.01, 0.99)
+    pseudo = trainer.model.prior.pseudo_images().detach()
+    gap = (pseudo[:, None] - images[None]).abs().flatten(2).amax(-1).min(1).values
+    assert (gap < 1e-6).all()
+    random = Trainer(_cfg("vamp", vamp_constrain=constrain), tmp_path / "random", **tiny)
+    assert random.model.prior.pseudo_inputs.std() > 0.9  # left at its N(0, 1) draw
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return {"train_set": load_dataset("mnist", "train", n=256, seed=1),
