@@ -32,7 +32,7 @@ from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
 from ladder.model import VAE, build_prior
 from ladder.prior_vae import PriorVAE
-from ladder.priors import LOG_2PI, Prior, reparameterise
+from ladder.priors import Prior, reparameterise
 from ladder.train import fit_prior
 
 #: The priors of Fig 2 b-f, in panel order.

@@ -74,7 +74,7 @@ from ladder.data import DATASETS, ImageSet, load_dataset
 from ladder.diagnose import diagnose, findings
 from ladder.metrics import elbo_statistics
 from ladder.model import VAE, build_model
-from ladder.priors import reparameterise
+from ladder.priors import Prior, reparameterise
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
