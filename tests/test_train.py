@@ -220,6 +220,7 @@ _HOLD_LOCK = """
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
 fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)  # as run_lock does: a longer pid of an earlier holder must not remain
 os.write(fd, str(os.getpid()).encode())
 print("locked", flush=True)
 time.sleep(120)
