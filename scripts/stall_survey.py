@@ -32,6 +32,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PRIORS = ("normal", "vamp", "gmm", "hierarchical", "ladder")
 STALL_RATIO = 1.5
+DIAGNOSTICS = ("diag_active_z", "diag_floor_share", "diag_dead_ink_share",
+               "diag_prior_active_t", "diag_prior_hyper_active_components")
+"""The trainer's diagnostics (metrics.jsonl) shown for the last seed (``ladder.diagnose``)."""
 
 
 def scale_settings(scale: str, dataset: str) -> tuple[str, list[str]]:
@@ -87,7 +90,7 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
              f"(`scripts/stall_survey.py`). Per seed: final test per-pixel error x0.01 / test "
              f"ELBO; **bold** = stalled (error above {STALL_RATIO}x its prior's median).", "",
              "| dataset | prior | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | median error | vs Normal | diagnostics (last seed) |",
+             + " | median error | vs Normal | diagnostics, last seed |",
              "|---|---|" + "---|" * len(seeds) + "---|---|---|"]
     bad = False
     for dataset in sorted({k[0] for k in records}):
@@ -111,12 +114,12 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
                 cells.append(cell)
             ratio = median / normal_median if normal_median else float("nan")
             bad |= ratio > STALL_RATIO
-            diag = ", ".join(f"{k[5:]} {v:g}" for k, v in rows[-1].items()
-                             if k.startswith("diag_") and isinstance(v, int | float))
+            diag = ", ".join(f"{k[5:]} {rows[-1][k]:.3g}" for k in DIAGNOSTICS if k in rows[-1])
             lines.append(f"| {dataset} | {prior} | " + " | ".join(cells)
                          + f" | {100 * median:.2f} | {ratio:.2f}x | {diag} |")
     seconds = sum(r["seconds"] for r in records.values())
-    lines += ["", f"{len(records)} runs, {seconds / 60:.1f} min of wall time in this invocation."]
+    trained = f", {seconds / 60:.1f} min of wall time training them" if seconds > 60 else ""
+    lines += ["", f"{len(records)} runs{trained}."]
     return "\n".join(lines) + "\n", bad
 
 
