@@ -33,6 +33,7 @@ from ladder.data import ImageSet
 from ladder.model import VAE, build_prior
 from ladder.prior_vae import PriorVAE
 from ladder.priors import Prior, reparameterise
+from ladder.train import encode_images as encode  # q(z|x) of every image, re-exported
 from ladder.train import fit_prior
 
 #: The priors of Fig 2 b-f, in panel order.
@@ -121,14 +122,6 @@ def grid_points(
     ys = xs.clone()
     points = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
     return xs, ys, points
-
-
-def encode(model: VAE, images: ImageSet, batch_size: int = 500) -> tuple[Tensor, Tensor]:
-    """q_phi(z|x) of every image as ``(mu, std)``, each ``[N, d_z]``."""
-    with torch.no_grad():
-        chunks = [model.encoder(x) for x, _ in images.iter_batches(batch_size, shuffle=False,
-                                                                   drop_last=False)]
-    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
 
 
 def aggregate_cell_masses(xs: Tensor, ys: Tensor, mu: Tensor, std: Tensor) -> Tensor:
