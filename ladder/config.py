@@ -30,6 +30,9 @@ from typing import Any
 
 import yaml
 
+ACTIVATIONS = ("relu", "leaky_relu")  # hidden units of the data nets (ladder.nets)
+OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu", "relu_leaky_grad")
+
 DATASETS = ("mnist", "fashion", "celeba")
 PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
 PRESETS = ("paper", "reference", "quick")
@@ -71,8 +74,10 @@ class ModelConfig:
     # they stall at the all-black image (book chapter 1), so every preset takes the reference
     # code's LeakyReLU(0.2) and ReLU output (linear for CelebA); set relu/sigmoid for SM E.1.
     activation: str = "leaky_relu"  # leaky_relu (reference code, slope 0.2) | relu (SM E.1)
-    output_activation: str = "relu"  # relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu
-    output_slope: float = 0.05  # slope below 0 of output_activation = leaky_relu (ours)
+    # relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu | relu_leaky_grad (ReLU
+    # values, leaky gradient)
+    output_activation: str = "relu"
+    output_slope: float = 0.05  # slope below 0 of leaky_relu, relu_leaky_grad (ours)
     std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor (reference code; paper silent)
     prior_hidden: int = 512  # prior-VAE MLP width (SM E)
     prior_layers: int = 3  # prior-VAE MLP depth: 3 (SM E.1) | 5 (SM E.2, reference code)
@@ -506,8 +511,8 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
 
 _CHOICES = {
     "model.prior": PRIORS,
-    "model.activation": ("relu", "leaky_relu"),
-    "model.output_activation": ("sigmoid", "relu", "linear", "leaky_relu"),
+    "model.activation": ACTIVATIONS,
+    "model.output_activation": OUTPUT_ACTIVATIONS,
     "model.sigma_mode": ("mae", "learned", "batch_mae"),
     "model.prior_scale_mode": ("learned", "clamped", "closed_form"),
     "model.hyper_log_prob": ("bound", "plugin"),

@@ -120,8 +120,8 @@ def findings(diagnostics: dict[str, Any], output_activation: str,
 def _advice(output_activation: str) -> str:
     if output_activation == "relu":
         return ("a ReLU output below 0 has no gradient under the L1 likelihood; train with "
-                "--set model.output_activation=leaky_relu")
-    return "try another seed, a lower train.lr or --set model.output_activation=leaky_relu"
+                "--set model.output_activation=relu_leaky_grad")
+    return "try another seed, a lower train.lr or a larger model.output_slope"
 
 
 def diagnosis_table(diagnostics: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ Where the reference code differs from the paper (reference-code-notes §1, §8) 
 ``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, reference code); ``output_activation``
 "sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA; the paper is silent) /
 "leaky_relu" with its own ``output_slope`` (ours: under the L1 likelihood a ReLU output that is
-negative for every image has no gradient and stays dead); ``std_floor``. All modules accept
+negative for every image has no gradient and stays dead) / "relu_leaky_grad" (ours: the ReLU's
+values with the leaky unit's gradient, so a dead output revives); ``std_floor``. All modules accept
 ``channels_last`` inputs and run on any device.
 """
 
@@ -21,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import ACTIVATIONS, OUTPUT_ACTIVATIONS
+
 LEAKY_SLOPE = 0.2  # TF's leaky_relu default, used throughout the reference code (PyTorch's is 0.01)
-ACTIVATIONS = ("relu", "leaky_relu")
-OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu")
 OUTPUT_SLOPE = 0.05  # the leaky output unit's slope below 0
 
 # Paper settings per data set: (hidden activation, output activation). SM E.1 says ReLU / Sigmoid;
@@ -35,12 +36,25 @@ PAPER_ACTIVATIONS = {
 }
 
 
+class LeakyGradReLU(nn.Module):
+    """max(x, 0) forward, the leaky unit's gradient (``slope`` below 0) backward: a ReLU output
+    that is below 0 for every image still learns, while its images keep the ReLU's exact zeros."""
+
+    def __init__(self, slope: float) -> None:
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0, x, self.slope * (x - x.detach()))
+
+
 def activation_layer(name: str, slope: float = LEAKY_SLOPE) -> nn.Module:
-    """A hidden ("relu", "leaky_relu") or output ("sigmoid", "linear", also "relu" and
-    "leaky_relu") activation module; ``slope`` is the leaky unit's slope below 0."""
+    """A hidden ("relu", "leaky_relu") or output ("sigmoid", "linear", also "relu", "leaky_relu"
+    and "relu_leaky_grad") activation module; ``slope`` is the leaky unit's slope below 0."""
     layers = {
         "relu": nn.ReLU,
         "leaky_relu": lambda: nn.LeakyReLU(slope),
+        "relu_leaky_grad": lambda: LeakyGradReLU(slope),
         "sigmoid": nn.Sigmoid,
         "linear": nn.Identity,
     }

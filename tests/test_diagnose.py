@@ -101,7 +101,7 @@ def test_dead_outputs_are_the_inked_pixels_below_zero_for_every_image():
     assert dead["dead_outputs"] == 14 * 28 and dead["dead_share"] == 0.5
     assert dead["dead_ink_share"] == 1.0 > DEAD_INK_LIMIT and dead["stalled"]
     advice = findings(dead, "relu", settled=False)
-    assert len(advice) == 1 and "--set model.output_activation=leaky_relu" in advice[0]
+    assert len(advice) == 1 and "--set model.output_activation=relu_leaky_grad" in advice[0]
     with torch.no_grad():
         model.decoder.body[-2].bias.fill_(100.0)
     alive = diagnose(model, x)

@@ -112,7 +112,8 @@ def test_images_are_clamped_and_the_likelihood_sees_the_unclamped_output():
     torch.testing.assert_close(terms["mae"], (unclamped - x).abs().flatten(1).mean(1))
 
 
-@pytest.mark.parametrize(("output_activation", "learns"), [("leaky_relu", True), ("relu", False)])
+@pytest.mark.parametrize(("output_activation", "learns"),
+                         [("leaky_relu", True), ("relu_leaky_grad", True), ("relu", False)])
 def test_an_output_below_zero_everywhere_learns_only_if_leaky(output_activation, learns):
     """Issue 15, point 5: a ReLU output that is negative for every image is dead under L1."""
     model = _model(output_activation)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from ladder.nets import (
@@ -18,6 +20,7 @@ from ladder.nets import (
     StyleDecoder,
     StyleModule,
     SymmetricPad2d,
+    activation_layer,
     build_autoencoder,
 )
 
@@ -102,6 +105,16 @@ def test_a_leaky_output_keeps_its_slope_below_zero():
     torch.testing.assert_close(out, torch.where(pre > 0, pre, 0.05 * pre))
     _, style = build_autoencoder("celeba", 8, output_activation="leaky_relu", output_slope=0.1)
     assert isinstance(style.to_rgb[-1], nn.LeakyReLU) and style.to_rgb[-1].negative_slope == 0.1
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=1, max_size=20), st.floats(0.01, 0.5))
+def test_relu_leaky_grad_has_relu_values_and_leaky_gradients(values, slope):
+    x = torch.tensor(values, requires_grad=True)
+    y = activation_layer("relu_leaky_grad", slope)(x)
+    y.sum().backward()
+    assert torch.equal(y.detach(), torch.relu(x.detach()))
+    torch.testing.assert_close(x.grad, torch.where(x.detach() > 0, 1.0, slope))
 
 
 def test_glorot_init_and_zero_bias():

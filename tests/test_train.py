@@ -479,7 +479,7 @@ def test_dead_outputs_are_warned_about_and_training_goes_on(mnist_small, tmp_pat
     with pytest.warns(TrainingStallWarning) as caught:
         trainer.fit()
     messages = [str(w.message) for w in caught if w.category is TrainingStallWarning]
-    assert any("output pixels" in m and "output_activation=leaky_relu" in m for m in messages)
+    assert any("output pixels" in m and "output_activation=relu_leaky_grad" in m for m in messages)
     assert not any("all-black" in m or "active" in m for m in messages)  # they wait for epoch 2
     record = trainer.history[-1]
     assert record["epoch"] == 1 and record["diag_dead_share"] > 0.5 and record["diag_stalled"]
