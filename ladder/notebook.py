@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,8 @@ def setup_notebook(seed: int = 0, threads: int | None = 2, precision: int = 4) -
     Seeds ``random``, NumPy and torch (all devices); sets the torch CPU thread count; turns on
     ``torch.use_deterministic_algorithms`` (an op without a deterministic implementation then
     raises instead of silently changing the stored outputs); sets NumPy/torch print options and
-    the matplotlib style :data:`FIGURE_STYLE` (rcParams only, so it is safe under Agg).
+    the matplotlib style :data:`FIGURE_STYLE` (rcParams only, so it is safe under Agg); and
+    prints warnings as ``Category: message``, without the source file's path on this machine.
 
     ``PYTHONHASHSEED`` cannot be set from inside a running interpreter; ``make notebooks`` and
     ``make nbval`` set it to 0 for the kernel.
@@ -95,6 +97,7 @@ def setup_notebook(seed: int = 0, threads: int | None = 2, precision: int = 4) -
     import matplotlib.pyplot  # noqa: F401  (activates the kernel's inline backend before the style)
 
     matplotlib.rcParams.update(FIGURE_STYLE)
+    warnings.formatwarning = short_warning
 
     return {
         "seed": seed,
@@ -103,6 +106,12 @@ def setup_notebook(seed: int = 0, threads: int | None = 2, precision: int = 4) -
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "precision": precision,
     }
+
+
+def short_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+    """``warnings.formatwarning`` for the book: ``Category: message``, no path or source line."""
+    return f"{category.__name__}: {message}\n"
 
 
 def banner(settings: Mapping[str, Any]) -> str:

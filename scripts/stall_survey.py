@@ -112,11 +112,11 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
                 if e > STALL_RATIO * median:
                     cell, bad = f"**{cell}**", True
                 cells.append(cell)
-            ratio = median / normal_median if normal_median else float("nan")
-            bad |= ratio > STALL_RATIO
+            ratio = median / normal_median if normal_median else None
+            bad |= ratio is not None and ratio > STALL_RATIO
             diag = ", ".join(f"{k[5:]} {rows[-1][k]:.3g}" for k in DIAGNOSTICS if k in rows[-1])
             lines.append(f"| {dataset} | {prior} | " + " | ".join(cells)
-                         + f" | {100 * median:.2f} | {ratio:.2f}x | {diag} |")
+                         + f" | {100 * median:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} | {diag} |")
     seconds = sum(r["seconds"] for r in records.values())
     trained = f", {seconds / 60:.1f} min of wall time training them" if seconds > 60 else ""
     lines += ["", f"{len(records)} runs{trained}."]

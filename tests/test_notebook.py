@@ -3,6 +3,7 @@ from __future__ import annotations
 import inspect
 import json
 import random
+import warnings
 
 import matplotlib
 import numpy as np
@@ -30,8 +31,10 @@ def restore_global_state():
     deterministic = torch.are_deterministic_algorithms_enabled()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     np_options = np.get_printoptions()
+    formatwarning = warnings.formatwarning
     with matplotlib.rc_context():
         yield
+    warnings.formatwarning = formatwarning
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
@@ -53,6 +56,13 @@ def test_setup_notebook_returns_what_it_set_in_a_fixed_order():
     assert torch.get_num_threads() == 1
     assert torch.are_deterministic_algorithms_enabled()
     assert banner(settings) == f"seed=3 threads=1 deterministic=True device={device} precision=2"
+
+
+def test_warnings_in_a_chapter_print_without_this_machines_paths():
+    setup_notebook(seed=0, threads=1)
+    text = warnings.formatwarning("epoch 1: dead outputs", UserWarning, "/home/me/ladder/train.py",
+                                  465, "warnings.warn(...)")
+    assert text == "UserWarning: epoch 1: dead outputs\n"
 
 
 def test_same_seed_gives_same_draws_and_another_seed_does_not():
