@@ -30,6 +30,7 @@ from ladder.priors import (
     active_dimensions,
     floor_share,
     gaussian_entropy,
+    principal_shares,
     reparameterise,
     standard_normal_cross_entropy,
 )
@@ -134,12 +135,14 @@ class PriorVAE(Prior):
 
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
-        """At t = the mean of q(t|z): ``active_t`` (active dimensions of t), ``floor_share_t`` (of
-        q(t|z)'s std on its floor), then the hyper prior's own diagnostics at t, each key
-        prefixed ``hyper_`` (so a ladder reports every level)."""
+        """At t = the mean of q(t|z): ``active_t`` (active dimensions of t), ``axis_shares_t``
+        (:func:`principal_shares` of t), ``floor_share_t`` (of q(t|z)'s std on its floor), then
+        the hyper prior's own diagnostics at t, each key prefixed ``hyper_`` (so a ladder
+        reports every level)."""
         mu_t, std_t = self.encoder(z)
         hyper = self.hyper.diagnostics(mu_t)
         return {"active_t": int(active_dimensions(mu_t).sum()),
+                "axis_shares_t": principal_shares(mu_t),
                 "floor_share_t": floor_share(std_t, self.encoder.head.std_floor),
                 **{f"hyper_{key}": value for key, value in hyper.items()}}
 

@@ -66,6 +66,16 @@ def active_dimensions(mu: Tensor, threshold: float = ACTIVITY_THRESHOLD) -> Tens
     return mu.double().var(0, correction=0) > threshold
 
 
+def principal_shares(mu: Tensor) -> list[float]:
+    """The share of the total variance of the rows of ``mu`` [N, d] along each principal axis,
+    largest first (the eigenvalues of Cov(mu) over their sum; zeros when mu does not vary). A
+    latent collapsed onto a line has every dimension active but one share near 1."""
+    centred = mu.double() - mu.double().mean(0)
+    variances = torch.linalg.eigvalsh(centred.T @ centred / mu.shape[0]).clamp(min=0).flip(0)
+    total = variances.sum()
+    return (variances / total if total > 0 else variances).tolist()
+
+
 def floor_share(std: Tensor, floor: float) -> float:
     """The share of posterior std entries within :data:`FLOOR_TOLERANCE` of their ``floor``
     (``std = ReLU(FC) + floor``: an entry there has a dead ReLU and no gradient)."""

@@ -171,7 +171,8 @@ def test_prior_vae_diagnostics_recurse_through_a_ladder():
     prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
     z = 3 * torch.randn(200, 16)
     before = prior.diagnostics(z)
-    assert set(before) == {"active_t", "floor_share_t", "hyper_active_t", "hyper_floor_share_t"}
+    assert set(before) == {"active_t", "axis_shares_t", "floor_share_t", "hyper_active_t",
+                           "hyper_axis_shares_t", "hyper_floor_share_t"}
     prior.refit(z)  # fits the DP-GMM at the innermost level
     found = prior.diagnostics(z)
     dpgmm = prior.hyper.hyper.dpgmm

@@ -21,6 +21,7 @@ from ladder.priors import (
     active_dimensions,
     floor_share,
     gaussian_entropy,
+    principal_shares,
     reparameterise,
 )
 
@@ -112,6 +113,23 @@ def test_active_dimensions_are_those_whose_mean_varies_over_the_data(scales, see
     clear = (variance - ACTIVITY_THRESHOLD).abs() > 0.2 * variance + 1e-3  # away from the edge
     assert torch.equal(active_dimensions(mu)[clear], (variance > ACTIVITY_THRESHOLD)[clear])
     assert torch.equal(active_dimensions(mu + 5.0)[clear], active_dimensions(mu)[clear])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.05, 3.0), min_size=2, max_size=5), st.integers(0, 2**31 - 1))
+def test_principal_shares_see_a_line_that_every_axis_is_active_on(scales, seed):
+    g = torch.Generator().manual_seed(seed)
+    rotation = torch.linalg.qr(torch.randn(len(scales), len(scales), generator=g,
+                                           dtype=torch.float64))[0]
+    spread = torch.randn(20000, len(scales), generator=g, dtype=torch.float64) * torch.tensor(scales)
+    shares = principal_shares(spread @ rotation.T + 3.0)  # rotated and shifted
+    expected = sorted((torch.tensor(scales) ** 2 / sum(s * s for s in scales)).tolist(), reverse=True)
+    assert shares == sorted(shares, reverse=True) and abs(sum(shares) - 1) < 1e-9
+    torch.testing.assert_close(torch.tensor(shares), torch.tensor(expected),
+                               atol=0.03, rtol=0.1)
+    line = torch.randn(500, 1, generator=g, dtype=torch.float64) * rotation[:, :1].T
+    assert active_dimensions(line).sum() >= 1 and principal_shares(line)[0] > 1 - 1e-9
+    assert principal_shares(torch.ones(4, len(scales))) == [0.0] * len(scales)
 
 
 def test_floor_share_counts_the_std_entries_on_their_floor():
