@@ -21,6 +21,7 @@ sampling, so it never touches a random generator):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -125,14 +126,26 @@ def _advice(output_activation: str) -> str:
 
 
 def diagnosis_table(diagnostics: dict[str, Any]) -> str:
-    """A Markdown table of ``diagnostics``, lists printed with 3 significant digits."""
-    lines = ["| diagnostic | value |", "|---|---|"]
-    for key, value in diagnostics.items():
-        if isinstance(value, list):
-            text = "[" + ", ".join(f"{v:.3g}" for v in value) + "]"
-        elif isinstance(value, float):
-            text = f"{value:.4g}"
-        else:
-            text = str(value)
-        lines.append(f"| {key} | {text} |")
+    """A Markdown table of one run's ``diagnostics`` (see :func:`comparison_table`)."""
+    return comparison_table({"value": diagnostics})
+
+
+def comparison_table(by_run: Mapping[str, dict[str, Any]],
+                     keys: Sequence[str] | None = None) -> str:
+    """A Markdown table with a row per diagnostic (``keys``, default: every key in the order
+    first seen) and a column per run of ``by_run``; lists printed with 3 significant digits,
+    "-" where a run has no such diagnostic."""
+    keys = keys or list(dict.fromkeys(k for d in by_run.values() for k in d))
+    lines = ["| diagnostic | " + " | ".join(by_run) + " |", "|---|" + "---|" * len(by_run)]
+    for key in keys:
+        cells = [_cell(d[key]) if key in d else "-" for d in by_run.values()]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.3g}" for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

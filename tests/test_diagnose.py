@@ -8,7 +8,13 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from ladder.config import preset_config
-from ladder.diagnose import DEAD_INK_LIMIT, diagnose, diagnosis_table, findings
+from ladder.diagnose import (
+    DEAD_INK_LIMIT,
+    comparison_table,
+    diagnose,
+    diagnosis_table,
+    findings,
+)
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE, build_model
 from ladder.nets import GaussianHead
@@ -141,3 +147,13 @@ def test_the_table_lists_every_diagnostic():
     assert all(f"| {key} |" in table for key in found)
     with pytest.raises(ValueError, match="at least 2 images"):
         diagnose(_mnist_model(), torch.rand(1, 1, 28, 28))
+
+
+def test_the_comparison_has_a_column_per_run_and_a_dash_where_a_run_lacks_a_diagnostic():
+    table = comparison_table({"a": {"active_z": 3, "kl": 0.123456}, "b": {"active_z": 0,
+                                                                          "shares": [0.5, 0.25]}})
+    assert table.splitlines() == ["| diagnostic | a | b |", "|---|---|---|",
+                                  "| active_z | 3 | 0 |", "| kl | 0.1235 | - |",
+                                  "| shares | - | [0.5, 0.25] |"]
+    assert comparison_table({"a": {"active_z": 3, "kl": 1.0}}, keys=["kl"]).splitlines()[-1] \
+        == "| kl | 1 |"
