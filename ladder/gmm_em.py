@@ -64,6 +64,7 @@ class GMMFit:
 
 
 def _rows(n_components: int, d: int) -> int:
+    """Points per chunk: their (n, K, d) intermediates hold about :data:`CHUNK_ELEMENTS` floats."""
     return max(1, CHUNK_ELEMENTS // (n_components * d))
 
 
@@ -112,6 +113,7 @@ def _m_step(XT: Tensor, resp: Tensor, reg_covar: float) -> tuple[Tensor, Tensor,
 
 
 def _check_input(X: Tensor, n_components: int, max_iter: int) -> Tensor:
+    """X as float64, checked as scikit-learn's ``fit`` checks it (a clearer ValueError each)."""
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"X must be a 2-D (n_samples >= 2, n_features) tensor, got shape "
                          f"{tuple(X.shape)}")
@@ -180,7 +182,8 @@ def fit_gmm(
         nk, means, covariances = _m_step(XT, resp, reg_covar)
         weights = nk / X.shape[0]
         prec_chol = _precision_cholesky(covariances)
-    lower_bound, lower_bounds, converged = -math.inf, [], False
+    lower_bounds: list[float] = []
+    lower_bound, converged = -math.inf, False
     for _ in range(max_iter):
         previous = lower_bound
         lower_bound, log_resp = _e_step(X, weights, means, prec_chol)
