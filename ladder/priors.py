@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, MultivariateNormal
 from torch.distributions import Normal as TorchNormal
 
+from ladder.gmm_em import fit_gmm
 from ladder.numerics import gaussian_mixture_log_prob
 
 if TYPE_CHECKING:
@@ -165,9 +166,10 @@ class GMMPrior(_MonteCarloPrior):
     """A finite Gaussian mixture in z-space with full covariances (the "GMM prior" baseline).
 
     ``fit="em"`` (the reference code's choice; the paper does not say): the mixture is refitted by
-    EM at the end of every epoch on the encodings (scikit-learn's ``GaussianMixture``, warm started
-    from the previous fit) and ``covariance_reg`` times I is added to each covariance (the reference
-    code adds 0.01 I); before the first refit the prior is N(0, I), as in the reference code.
+    EM at the end of every epoch on the encodings (:func:`ladder.gmm_em.fit_gmm`: scikit-learn's
+    ``GaussianMixture`` in torch, on the encodings' device, warm started from the previous fit) and
+    ``covariance_reg`` times I is added to each covariance (the reference code adds 0.01 I); before
+    the first refit the prior is N(0, I), as in the reference code.
     ``fit="gradient"``: weights, means and Cholesky factors are parameters learned by Adam in the
     prior block of Algorithm 1.
     """
@@ -252,34 +254,22 @@ class GMMPrior(_MonteCarloPrior):
         return {"active_components": int((weights > 0.1 / self.n_components).sum())}
 
     def refit(self, z: Tensor) -> dict[str, Any]:
-        """EM on the encodings (``fit="em"``), warm started from the previous solution."""
+        """EM on the encodings (``fit="em"``) on their device, warm started from the previous
+        solution (:func:`ladder.gmm_em.fit_gmm`, scikit-learn's ``GaussianMixture`` in torch)."""
         if self.fit_mode != "em":
             return {}
-        from sklearn.mixture import GaussianMixture
-
-        data = z.detach().double().cpu().numpy()
-        kwargs: dict[str, Any] = {}
+        warm: dict[str, Tensor] = {}
         if bool(self.fitted):
-            kwargs = {
-                "weights_init": (self.weights.double() / self.weights.double().sum()).cpu().numpy(),
-                "means_init": self.means.double().cpu().numpy(),
-                "precisions_init": self.precisions.cpu().numpy(),
-            }
-        gmm = GaussianMixture(
-            self.n_components,
-            covariance_type="full",
-            max_iter=self.max_iter,
-            random_state=self.seed,
-            **kwargs,
-        ).fit(data)
-        dtype, device = self.means.dtype, self.means.device
-        self.weights.copy_(torch.as_tensor(gmm.weights_, dtype=dtype, device=device))
-        self.means.copy_(torch.as_tensor(gmm.means_, dtype=dtype, device=device))
-        self.covariances.copy_(torch.as_tensor(gmm.covariances_, dtype=dtype, device=device))
-        precisions = torch.as_tensor(gmm.precisions_, dtype=torch.float64)
-        self.precisions.copy_(0.5 * (precisions + precisions.transpose(-1, -2)))
+            weights = self.weights.double()
+            warm = {"weights": weights / weights.sum(), "means": self.means.double(),
+                    "precisions": self.precisions}
+        fit = fit_gmm(z, self.n_components, max_iter=self.max_iter, random_state=self.seed, **warm)
+        self.weights.copy_(fit.weights)
+        self.means.copy_(fit.means)
+        self.covariances.copy_(fit.covariances)
+        self.precisions.copy_(0.5 * (fit.precisions + fit.precisions.mT))
         self.fitted.fill_(True)
-        return {"gmm_iter": int(gmm.n_iter_), "gmm_converged": bool(gmm.converged_)}
+        return {"gmm_iter": fit.n_iter, "gmm_converged": fit.converged}
 
 
 class VampPrior(_MonteCarloPrior):

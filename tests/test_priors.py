@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.mixture import GaussianMixture
 from torch.distributions import (
     Categorical,
     MixtureSameFamily,
@@ -68,6 +69,28 @@ def test_gmm_em_refit_matches_an_independent_mixture():
     before = prior.means.clone()
     prior.refit(z)
     torch.testing.assert_close(prior.means, before, atol=1e-3, rtol=0)
+
+
+def test_gmm_em_refit_is_sklearns_gaussian_mixture():
+    """The torch refit (ladder.gmm_em) gives what scikit-learn's GaussianMixture gave in its place:
+    a k-means start with the prior's seed, then warm starts from the stored buffers."""
+    z = _clusters(d=2)
+    prior = GMMPrior(2, n_components=4, fit="em", n_mc=10, seed=3)
+    warm: dict = {}
+    moved = z + 0.2 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    for points in (z, moved):
+        sk = GaussianMixture(4, covariance_type="full", max_iter=prior.max_iter, random_state=3,
+                             **warm).fit(points.double().numpy())
+        assert prior.refit(points) == {"gmm_iter": sk.n_iter_, "gmm_converged": sk.converged_}
+        for name in ("weights", "means", "covariances"):  # float32 buffers
+            np.testing.assert_allclose(getattr(prior, name).numpy(), getattr(sk, name + "_"),
+                                       rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(prior.precisions.numpy(), sk.precisions_, rtol=1e-8, atol=0)
+        weights = prior.weights.double()
+        warm = {"weights_init": (weights / weights.sum()).numpy(),
+                "means_init": prior.means.double().numpy(),
+                "precisions_init": prior.precisions.numpy()}
+    assert sk.n_iter_ > 1  # the warm start did some work
 
 
 def test_gmm_cross_entropy_is_monte_carlo_of_log_prob():
