@@ -68,15 +68,17 @@ class ModelConfig:
 
     prior: str = "ladder"  # normal | gmm | vamp | hierarchical | ladder
     d_z: int = 16  # data VAE latent size (SM E.1)
-    d_t: int = 2  # prior VAE latent size, the innermost one when n_levels > 1 (SM E.1)
+    # prior VAE latent size, the innermost one when n_levels > 1: 8 (ours: SM E.1 says 2, SM
+    # Table 2 finds 8 better, and so do we, results/stall/README.md)
+    d_t: int = 8
     n_levels: int = 1  # stacked prior VAEs (Fig 1's "series of VAEs")
     # Data nets. SM E.1 says ReLU units and a sigmoid output; with the Laplace (L1) likelihood
     # they stall at the all-black image (book chapter 1), so every preset takes the reference
-    # code's LeakyReLU(0.2) and ReLU output (linear for CelebA); set relu/sigmoid for SM E.1.
+    # code's LeakyReLU(0.2) hidden units. Its ReLU output dies on some seeds (results/stall), so
+    # the paper preset's output has the ReLU's values and a leaky gradient (CelebA: linear).
     activation: str = "leaky_relu"  # leaky_relu (reference code, slope 0.2) | relu (SM E.1)
-    # relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu | relu_leaky_grad (ReLU
-    # values, leaky gradient)
-    output_activation: str = "relu"
+    # relu_leaky_grad (ours) | relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu
+    output_activation: str = "relu_leaky_grad"
     output_slope: float = 0.05  # slope below 0 of leaky_relu, relu_leaky_grad (ours)
     std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor (reference code; paper silent)
     prior_hidden: int = 512  # prior-VAE MLP width (SM E)
@@ -84,9 +86,9 @@ class ModelConfig:
     prior_slope: float = 0.2  # LeakyReLU slope of the prior-VAE MLPs (reference code)
     sigma_mode: str = "mae"  # Laplace scale: mae (its maximiser, SM C) | learned | batch_mae (ref.)
     sigma_init: float = 0.5
-    # p(z|t) std: learned (Adam on log s) | clamped to bounds (reference) | closed_form (its
-    # maximiser, as sigma_mode = mae; the paper does not say)
-    prior_scale_mode: str = "learned"
+    # p(z|t) std: closed_form (its maximiser, as sigma_mode = mae; the paper does not say) |
+    # learned (Adam on log s) | clamped to bounds (reference)
+    prior_scale_mode: str = "closed_form"
     prior_scale_init: float = 0.1
     prior_scale_bounds: tuple[float, float] = (0.05, 0.1)
     n_mc: int = 100  # Monte Carlo samples for the prior term (reference code: 100)
@@ -98,9 +100,11 @@ class ModelConfig:
     dpgmm_max_iter: int = 200  # CAVI iterations per refit (warm started)
     gmm_fit: str = "em"  # GMM prior: em (refit each epoch, reference) | gradient
     gmm_covariance_reg: float = 0.01  # added to EM covariances (reference code: 0.01 I)
-    vamp_init: str = "random"  # pseudo-inputs: random N(0, 1) (reference) | data
-    vamp_constrain: str = "none"  # pseudo-inputs: none (reference) | sigmoid (kept in [0, 1])
-    sample_noise: bool = False  # add p(z|t)'s noise when sampling (reference: decoder mean only)
+    vamp_init: str = "data"  # pseudo-inputs: data (VampPrior paper) | random N(0, 1) (reference)
+    vamp_constrain: str = "sigmoid"  # pseudo-inputs: sigmoid (kept in [0, 1]) | none (reference)
+    # sample p(z) = int p(z|t) p(t) dt with p(z|t)'s noise (the paper's p(z)) | false: decoder
+    # mean only (reference code)
+    sample_noise: bool = True
 
 
 @dataclass
@@ -120,8 +124,9 @@ class TrainConfig:
     # code take one); > 1 needs bca = sequential
     prior_steps: int = 1
     # after the epochs, epochs of the prior block alone on the frozen latent (each with its
-    # refit of xi), logged with "phase": "prior_finetune"
-    prior_finetune_epochs: int = 0
+    # refit of xi), logged with "phase": "prior_finetune"; ours (results/stall/README.md):
+    # Algorithm 1 and the reference code have none
+    prior_finetune_epochs: int = 3
     bca: str = "sequential"  # sequential (Algorithm 1) | joint (one backward for both blocks)
     refit_source: str = "epoch"  # encodings for the end-of-epoch refit: epoch | fresh
     refit_points: int | None = None  # subsample for the refit; None: all (reference: 2048)
@@ -171,6 +176,10 @@ _REFERENCE_MODEL = {
     "hyper_log_prob": "plugin",
     "density_kind": "plugin",
     "dpgmm_priors": "sklearn",
+    "vamp_init": "random",
+    "vamp_constrain": "none",
+    "d_t": 2,
+    "sample_noise": False,
 }
 _REFERENCE_TRAIN = {
     "lr": 3e-4,
@@ -181,6 +190,7 @@ _REFERENCE_TRAIN = {
     "grad_clip": 1.0,
     "refit_source": "fresh",
     "refit_points": 2048,
+    "prior_finetune_epochs": 0,
 }
 
 PRESET_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {

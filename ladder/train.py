@@ -19,7 +19,8 @@ code: ``train.prior_steps`` (above) and ``train.prior_finetune_epochs``, epochs 
 after the last epoch, on the frozen latent (the final encoder's q(z|x) of the training images, one
 step per batch at a fresh z), each followed by the refit of xi and the test evaluation and logged
 with ``"phase": "prior_finetune"`` and its own epoch count; the prior's learning rate stays at
-the last epoch's. A finished run may be resumed with more of them, but not with more epochs once
+the last epoch's. A prior without parameters (the Normal prior, the EM-fitted GMM) has no step 2
+and skips them. A finished run may be resumed with more of them, but not with more epochs once
 they have begun.
 
 Each epoch's line also holds ``diag_*``: the cheap diagnostics of :func:`ladder.diagnose.diagnose`
@@ -433,7 +434,12 @@ class Trainer:
     def is_complete(self) -> bool:
         """Whether the run has done its ``train.epochs`` and ``train.prior_finetune_epochs``."""
         t = self.cfg.train
-        return self.epoch >= t.epochs and self.finetune_epoch >= t.prior_finetune_epochs
+        return self.epoch >= t.epochs and self.finetune_epoch >= self.finetune_epochs_due
+
+    @property
+    def finetune_epochs_due(self) -> int:
+        """``train.prior_finetune_epochs``, or 0 for a prior without parameters (no step 2)."""
+        return self.cfg.train.prior_finetune_epochs if self.prior_opt is not None else 0
 
     def _write_run_files(self) -> None:
         """``metrics.jsonl`` and ``config.yaml`` as the checkpoint on disk has them."""

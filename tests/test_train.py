@@ -38,6 +38,7 @@ def mnist_small():
 def _cfg(prior, epochs=2, **model):
     cfg = preset_config("paper", "mnist", prior)
     cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = epochs, 64, False
+    cfg.train.prior_finetune_epochs = 0  # Algorithm 1 alone; the fine-tuning has its own tests
     cfg.model.n_mc, cfg.model.n_components = 10, 10
     for key, value in model.items():
         setattr(cfg.model, key, value)
@@ -124,7 +125,8 @@ def test_vamp_data_init_starts_every_pseudo_input_at_a_training_image(constrain,
     pseudo = trainer.model.prior.pseudo_images().detach()
     gap = (pseudo[:, None] - images[None]).abs().flatten(2).amax(-1).min(1).values
     assert (gap < 1e-6).all()
-    random = Trainer(_cfg("vamp", vamp_constrain=constrain), tmp_path / "random", **tiny)
+    random = Trainer(_cfg("vamp", vamp_init="random", vamp_constrain=constrain), tmp_path / "random",
+                     **tiny)
     assert random.model.prior.pseudo_inputs.std() > 0.9  # left at its N(0, 1) draw
 
 
@@ -448,6 +450,15 @@ def test_prior_finetune_epochs_train_the_prior_alone_and_resume_exactly(tiny, tm
         Trainer.resume(tmp_path / "resumed", ["train.lr=0.001"], **tiny)
     assert Trainer.resume(tmp_path / "resumed", [], **tiny).is_complete
 
+
+@pytest.mark.parametrize("prior", ["normal", "gmm"])
+def test_a_prior_without_parameters_skips_the_fine_tuning(prior, tiny, tmp_path):
+    cfg = _cfg(prior, epochs=1, n_components=5)
+    cfg.train.prior_finetune_epochs = 2
+    trainer = train(cfg, tmp_path / prior, **tiny)
+    assert trainer.is_complete and trainer.finetune_epochs_due == 0
+    assert [r.get("phase") for r in _metrics(tmp_path / prior)] == [None]
+
 def test_each_epoch_records_diagnostics_without_changing_any_other_number(mnist_small, tmp_path,
                                                                           monkeypatch):
     with_diagnostics = train(_cfg("ladder", epochs=2), tmp_path / "a", train_set=mnist_small[0],
@@ -473,7 +484,8 @@ def test_each_epoch_records_diagnostics_without_changing_any_other_number(mnist_
 def test_dead_outputs_are_warned_about_and_training_goes_on(mnist_small, tmp_path):
     from ladder.train import TrainingStallWarning
 
-    trainer = Trainer(_cfg("normal", epochs=1), tmp_path / "run", *mnist_small)
+    trainer = Trainer(_cfg("normal", epochs=1, output_activation="relu"), tmp_path / "run",
+                      *mnist_small)
     with torch.no_grad():  # a ReLU output below 0 for every image: dead, as Fashion seed 1
         trainer.model.decoder.body[-2].bias.fill_(-100.0)
     with pytest.warns(TrainingStallWarning) as caught:
