@@ -105,7 +105,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"{cfg.data.dataset}-{cfg.model.prior}-{cfg.preset}-seed{cfg.train.seed}"
         )
         trainer = train(cfg, run_dir)
-    last = trainer.history[-1]
+    last = trainer.records[-1]
     print(json.dumps({"run_dir": str(trainer.run_dir), "epoch": last["epoch"],
                       "test_elbo": last["test_elbo"], "test_mae": last["test_mae"]}))
     return 0

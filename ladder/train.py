@@ -318,7 +318,8 @@ class Trainer:
         )
         self.epoch = 0  # completed epochs
         self.finetune_epoch = 0  # completed prior fine-tuning epochs (train.prior_finetune_epochs)
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []  # a record per epoch of Algorithm 1
+        self.finetune_history: list[dict[str, Any]] = []  # a record per prior fine-tuning epoch
         self.resumes: list[dict[str, Any]] = []  # {"epoch", "changes"} of each resume with changes
         self.pending_changes: dict[str, list[Any]] = {}  # recorded with the next epoch
         self._saved_config = cfg.to_dict()  # the config of the checkpoint on disk
@@ -346,7 +347,7 @@ class Trainer:
                 "prior": self.prior_opt.state_dict() if self.prior_opt else None,
             },
             "rng": rng,
-            "history": self.history,
+            "history": self.records,
             "resumes": self.resumes,
         }
 
@@ -375,7 +376,9 @@ class Trainer:
                 torch.cuda.set_rng_state_all(state["rng"]["cuda"])
             self.epoch = int(state["epoch"])
             self.finetune_epoch = int(state.get("prior_finetune_epoch", 0))
-            self.history = list(state["history"])
+            records = list(state["history"])
+            self.history = [r for r in records if r.get("phase") != PRIOR_FINETUNE]
+            self.finetune_history = [r for r in records if r.get("phase") == PRIOR_FINETUNE]
             self.resumes = list(state.get("resumes", []))
         except (RuntimeError, ValueError, KeyError, TypeError) as err:
             raise CheckpointError(
@@ -441,10 +444,16 @@ class Trainer:
         """``train.prior_finetune_epochs``, or 0 for a prior without parameters (no step 2)."""
         return self.cfg.train.prior_finetune_epochs if self.prior_opt is not None else 0
 
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every epoch's record in order, as in ``metrics.jsonl``: :attr:`history` (Algorithm 1)
+        then :attr:`finetune_history` (``"phase": "prior_finetune"``)."""
+        return self.history + self.finetune_history
+
     def _write_run_files(self) -> None:
         """``metrics.jsonl`` and ``config.yaml`` as the checkpoint on disk has them."""
         atomic_write(self.run_dir / METRICS,
-                     "".join(json.dumps(record) + "\n" for record in self.history))
+                     "".join(json.dumps(record) + "\n" for record in self.records))
         atomic_write(self.run_dir / CONFIG, yaml.safe_dump(self._saved_config, sort_keys=False))
 
     # ------------------------------------------------------------------------------------------
@@ -452,7 +461,7 @@ class Trainer:
 
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``train.epochs`` epochs, then ``train.prior_finetune_epochs`` prior
-        fine-tuning epochs, are complete; returns the per-epoch records.
+        fine-tuning epochs, are complete; returns :attr:`records`.
 
         Holds the run folder's lock (:func:`run_lock`) and refuses a checkpoint this trainer did
         not write or load (a fresh trainer in an occupied folder, or another trainer's work).
@@ -478,12 +487,13 @@ class Trainer:
                         resume["phase"] = record["phase"]
                     self.resumes.append(resume)
                     self.pending_changes = {}
-                self.history.append(record)
+                finetuning = record.get("phase") == PRIOR_FINETUNE
+                (self.finetune_history if finetuning else self.history).append(record)
                 save_checkpoint(self.state(), self.checkpoint_path)
                 self._checkpoint_identity = _file_identity(self.checkpoint_path)
                 self._saved_config = self.cfg.to_dict()
                 self._write_run_files()
-        return self.history
+        return self.records
 
     def run_epoch(self) -> dict[str, Any]:
         """One epoch of Algorithm 1: the two gradient blocks per batch, then the refit of xi."""

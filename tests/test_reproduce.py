@@ -50,7 +50,7 @@ def test_equal_runs_are_shared(manifest):
     shared = runs["mnist-ladder-seed0"]
     assert shared.labels == {
         "tables": {"dataset": "mnist", "prior": "ladder", "seed": 0},
-        "dt-ablation": {"dataset": "mnist", "d_t": 2, "seed": 0},
+        "dt-ablation": {"dataset": "mnist", "d_t": 8, "seed": 0},
         "ladder-levels": {"dataset": "mnist", "n_levels": 1, "seed": 0},
         "presets": {"dataset": "mnist", "preset": "paper", "seed": 0},
     }
@@ -95,7 +95,7 @@ def test_scales_compose_the_documented_configs(manifest):
 def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
     runs = manifest.runs("quick")
     chosen = rp.select(runs, "mnist-*-seed0")
-    assert {r.id for r in chosen} >= {"mnist-normal-seed0", "mnist-ladder-dt8-seed0"}
+    assert {r.id for r in chosen} >= {"mnist-normal-seed0", "mnist-ladder-dt2-seed0"}
     assert all(r.id.startswith("mnist-") and r.id.endswith("seed0") for r in chosen)
     assert [r.id for r in rp.select(runs, "fig5-mnist-*")] == [
         "mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0", "fig5-mnist-seed0"]
@@ -353,7 +353,7 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
         if seed < 2:  # seed 2's evaluation predates -log p(x) in the tables: it is left out
             metrics["log_likelihood"] = {"nll": 110.0 + 4 * seed}
         _finish(tmp_path / "runs", runs[f"mnist-ladder-seed{seed}"], {"metrics": metrics})
-    _finish(tmp_path / "runs", runs["mnist-ladder-dt8-seed0"], {"metrics": {
+    _finish(tmp_path / "runs", runs["mnist-ladder-dt2-seed0"], {"metrics": {
         "elbo": {"elbo": -99.0}, "generation": {"fcd_generated": 7.5}}})
     _finish(tmp_path / "runs", runs["fig4-mnist-vamp-seed0"], {"clusters": {
         "nmi": 0.5, "ari": 0.25, "n_components_used": 12}})
@@ -384,8 +384,8 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
     assert ladder["-log p(x) IS n"] == "2" and math.isclose(float(ladder["-log p(x) IS mean"]),
                                                              112.0)
     ablation = (out / "sm_table2_dt_ablation.md").read_text()
-    assert "| mnist | 2 | 10.00 ± 0.00 | 58.7 ± 1.8 |" in ablation  # d_t = 2: Table 3's runs
-    assert "| mnist | 8 | 7.50 | 6.4 ± 1.3 |" in ablation  # one seed: no ±
+    assert "| mnist | 8 | 10.00 ± 0.00 | 6.4 ± 1.3 |" in ablation  # d_t = 8: Table 3's runs
+    assert "| mnist | 2 | 7.50 | 58.7 ± 1.8 |" in ablation  # one seed: no ±
     assert "E[log p(z)] prior's estimate" in (out / "table2_cross_entropy.md").read_text()
     assert "| mnist | vamp | 0.500 | 0.250 | 12.0 | 1/5 | fig4-mnist-vamp-seed0 |" in (
         out / "fig4_clusters.md").read_text()

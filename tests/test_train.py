@@ -438,7 +438,9 @@ def test_prior_finetune_epochs_train_the_prior_alone_and_resume_exactly(tiny, tm
     resumed.fit()
     c = resumed.model.state_dict()
     assert all(torch.equal(b[k], c[k]) for k in b if torch.is_tensor(b[k]))
-    assert resumed.history[-1]["test_elbo"] == straight.history[-1]["test_elbo"]
+    assert resumed.records[-1]["test_elbo"] == straight.records[-1]["test_elbo"]
+    assert [r["epoch"] for r in resumed.finetune_history] == [1, 2] and len(resumed.history) == 1
+    assert resumed.records == _metrics(tmp_path / "resumed")
     assert resumed.resumes == [{"epoch": 1, "phase": "prior_finetune",
                                 "changes": {"train.prior_finetune_epochs": [1, 2]}}]
 
