@@ -291,7 +291,7 @@ def test_mixture_view_gives_codes_and_components_in_the_mixture_space():
 def test_generate_draws_distinct_samples_across_batches():
     torch.manual_seed(3)
     model = _small_model("ladder")
-    model.prior.hyper.refit(torch.randn(300, 2))
+    model.prior.hyper.refit(torch.randn(300, model.prior.latent_dim))
     images = generate(model, 12, batch_size=4)
     assert images.shape == (12, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
     flat = images.flatten(1)

@@ -78,7 +78,7 @@ def test_ladder_state_survives_a_weights_only_round_trip():
     buffer.seek(0)
     restored = build_prior(cfg, None, (1, 28, 28))
     restored.load_state_dict(torch.load(buffer, weights_only=True))
-    t = torch.randn(10, 2)
+    t = torch.randn(10, cfg.d_t)
     torch.testing.assert_close(restored.hyper.log_prob(t), prior.hyper.log_prob(t))
     torch.manual_seed(3)
     a = prior.sample(4)
@@ -90,7 +90,7 @@ def test_ladder_state_survives_a_weights_only_round_trip():
 
 def test_a_ladder_of_two_prior_vaes():
     cfg = preset_config("paper", "mnist", "ladder").model
-    cfg.n_levels, cfg.n_mc = 2, 3
+    cfg.n_levels, cfg.n_mc, cfg.d_t = 2, 3, 2
     prior = build_prior(cfg, None, (1, 28, 28))
     assert isinstance(prior.hyper, PriorVAE) and prior.hyper.latent_dim == 2
     z = torch.randn(6, 16)
