@@ -35,6 +35,7 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu", "relu_leaky_gra
 
 DATASETS = ("mnist", "fashion", "celeba")
 PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
+PRIOR_VAE_PRIORS = ("hierarchical", "ladder")  # the priors with a t-space (model.d_t)
 PRESETS = ("paper", "reference", "quick")
 DATASET_ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "fmnist": "fashion"}
 # Images per split (SM D.1). CelebA's depend on the files present; ladder.data checks them.
@@ -564,7 +565,7 @@ def _validate(cfg: Config) -> None:
         _positive(f"model.{name}", getattr(m, name))
     if m.gmm_covariance_reg < 0:
         raise ConfigError(f"model.gmm_covariance_reg must be >= 0, got {m.gmm_covariance_reg}")
-    if m.d_t > m.d_z:
+    if m.prior in PRIOR_VAE_PRIORS and m.d_t > m.d_z:
         raise ConfigError(
             f"model.d_t = {m.d_t} exceeds model.d_z = {m.d_z}: the prior VAE embeds z in a "
             "lower-dimensional t-space, so choose d_t <= d_z"

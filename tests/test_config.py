@@ -88,6 +88,14 @@ def test_bad_settings_are_refused_with_a_useful_message(override, message):
         load_config(preset="paper", overrides=[override])
 
 
+def test_d_t_binds_only_the_priors_with_a_t_space():
+    for prior in ("normal", "gmm", "vamp"):  # d_t is unused: a 2-D latent needs no d_t = 2
+        assert load_config(prior=prior, overrides=["model.d_z=2"]).model.d_t == 8
+    for prior in ("hierarchical", "ladder"):
+        with pytest.raises(ConfigError, match="model.d_t = 8 exceeds model.d_z = 2"):
+            load_config(prior=prior, overrides=["model.d_z=2"])
+
+
 def test_more_prior_steps_need_the_sequential_blocks():
     with pytest.raises(ConfigError, match="^train.prior_steps = 4 needs train.bca = sequential "
                                           r"\(.*\); set train.bca=sequential or train.prior_steps=1$"):
