@@ -76,7 +76,11 @@ def train_one(run_dir: Path, dataset: str, prior: str, seed: int, scale: str,
         if done.returncode != 0:
             error = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
     lines = (run_dir / "metrics.jsonl").read_text().splitlines() if error is None else []
-    record = json.loads(lines[-1]) if lines else {}
+    records = [json.loads(line) for line in lines]
+    record = records[-1] if records else {}  # the last epoch, a prior fine-tuning one if any
+    trained = [r for r in records if "diag_active_z" in r]  # fine-tuning epochs log no diag_*
+    record.update({k: v for k, v in (trained[-1] if trained else {}).items()
+                   if k.startswith("diag_")})
     record["seconds"] = time.perf_counter() - started
     record["error"] = error
     print(f"{run_dir.name}: {'failed: ' + error if error else 'done'}", flush=True)
