@@ -22,20 +22,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_dpgmm import data  # benchmarks/bench_dpgmm.py: the same blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from ladder.gmm_em import fit_gmm
-
-
-def data(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """n points from 10 Gaussian blobs with random covariances in R^d."""
-    rng = np.random.RandomState(seed)
-    centres = rng.randn(10, d) * 3.0
-    mix = rng.randn(10, d, d) / np.sqrt(d)
-    labels = rng.randint(10, size=n)
-    return centres[labels] + np.einsum("nij,nj->ni", mix[labels], rng.randn(n, d))
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
