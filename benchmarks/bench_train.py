@@ -18,9 +18,9 @@ during the epoch (tracemalloc does not see torch's allocator).
     .venv/bin/python benchmarks/bench_train.py --repeats 5 --n-train 10240 --device cuda
 
 ``--priors normal,gmm,vamp,hierarchical,ladder`` times the trainer with each named prior instead
-(fp32, ``train.bca = sequential``, the paper preset's ``n_mc``), the eager reference beside them,
-and splits each epoch into its steps and its end-of-epoch refit; ``--no-memory`` skips the
-peak-memory table.
+(fp32, ``train.bca = sequential``, the paper preset's ``n_mc`` unless ``--n-mc`` is given), the
+eager reference beside them, and splits each epoch into its steps and its end-of-epoch refit;
+``--no-memory`` skips the peak-memory table.
 """
 
 from __future__ import annotations
@@ -187,16 +187,18 @@ PRIOR_LABELS = {"normal": "Normal", "gmm": "GMM", "vamp": "Vamp",
                 "hierarchical": "hierarchical", "ladder": "LaDDer"}
 
 
-def prior_variants(priors: list[str]) -> dict[str, tuple[str, str, None, str] | None]:
+def prior_variants(priors: list[str], n_mc: int | None = None
+                   ) -> dict[str, tuple[str, str, int | None, str] | None]:
     """``--priors``: the eager reference and the fp32 sequential trainer of each prior (Normal's
-    always included, as every ratio's base)."""
+    always included, as every ratio's base), with ``n_mc`` Monte Carlo samples of the prior term
+    (default the preset's)."""
     unknown = sorted(set(priors) - set(PRIOR_LABELS))
     if unknown:
         raise SystemExit(f"--priors: unknown prior(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(PRIOR_LABELS)}")
     chosen = ["normal", *(p for p in priors if p != "normal")]
     return {"eager reference (Normal)": None,
-            **{f"trainer, {PRIOR_LABELS[p]} prior": (p, "sequential", None, "fp32")
+            **{f"trainer, {PRIOR_LABELS[p]} prior": (p, "sequential", n_mc, "fp32")
                for p in chosen}}
 
 
@@ -266,9 +268,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--priors", default=None,
                         help="comma-separated priors to time instead of the default variants")
+    parser.add_argument("--n-mc", type=int, default=None,
+                        help="with --priors: the prior term's Monte Carlo samples (default: the "
+                             "paper preset's 100)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
     args = parser.parse_args()
-    specs = VARIANTS if args.priors is None else prior_variants(args.priors.split(","))
+    if args.n_mc is not None and (args.priors is None or args.n_mc < 1):
+        raise SystemExit("--n-mc: give a positive number of samples, with --priors")
+    specs = (VARIANTS if args.priors is None
+             else prior_variants(args.priors.split(","), args.n_mc))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
