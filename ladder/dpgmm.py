@@ -439,7 +439,7 @@ class DPGMM:
         self._resolve_priors(X)
         center = X.mean(0)
         Xc = X - center
-        phi = self._features(Xc)
+        phi = quadratic_features(Xc)  # log rho_ik and sum_i r_ik phi(x_i): single products
         gen = self._generator(X.device)
         # as scikit-learn, a warm start's first iteration is compared with the previous fit's bound
         previous = self.lower_bound_ if warm else -math.inf
@@ -472,13 +472,6 @@ class DPGMM:
                           "degenerate data", ConvergenceWarning, stacklevel=3)
         self._set_params(params, center)
         return self._log_rho(phi, self._centered(self._params, center)).argmax(1)
-
-    def _features(self, Xc: Tensor) -> Tensor:
-        """phi(x) = [x_i x_j (i <= j), x, 1], so that both log rho_ik and the sufficient
-        statistics sum_i r_ik phi(x_i) are single matrix products."""
-        d = Xc.shape[1]
-        iu = torch.triu_indices(d, d, device=Xc.device)
-        return torch.cat([Xc[:, iu[0]] * Xc[:, iu[1]], Xc, torch.ones_like(Xc[:, :1])], 1)
 
     def _init_resp(self, Xc: Tensor, gen: torch.Generator) -> Tensor:
         """Initial responsibilities, as scikit-learn's ``init_params`` (k-means on the device)."""
@@ -708,7 +701,6 @@ class DPGMM:
             }
             self._cache[key] = {k: v.to(device=device, dtype=dtype) for k, v in base.items()}
             self._cache[key].update({k: v.to(device, torch.float64) for k, v in exact.items()})
-            self._cache[key]["pairs"] = iu.to(device)
         return self._cache[key]
 
     @staticmethod
@@ -718,7 +710,7 @@ class DPGMM:
         n, d = flat.shape
         if d <= max_quadratic_d:
             u = _offset64(flat, c["center64"])
-            return (quadratic_features(u, c["pairs"]) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
+            return (quadratic_features(u) @ c["maha_weights"]).clamp_min(0.0).to(flat.dtype)
         k = c["m_chol"].shape[0]
         with torch.autocast(flat.device.type, enabled=False):  # in t's dtype under bf16 training
             y = ((flat - c["center"]) @ c["chol_cat"]).view(n, k, d) - c["m_chol"]
@@ -768,8 +760,8 @@ class DPGMM:
         d = t.shape[-1]
         if kind in _FUSED_KINDS and d <= MAX_QUADRATIC_D:
             c = self._derived(t.dtype, t.device)
-            out = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c["pairs"],
-                                            c[f"affine_{kind}"], c["prec_flat"], c["prec_m"])
+            out = _QuadraticLogSumExp.apply(t.reshape(-1, d), c["center64"], c[f"affine_{kind}"],
+                                            c["prec_flat"], c["prec_m"])
             out = out.view(t.shape[:-1])
         else:
             out = logsumexp(self._component_log_prob(t, kind), -1)
@@ -1017,10 +1009,10 @@ class _QuadraticLogSumExp(torch.autograd.Function):
     gradient's difference, whose terms cancel for tight components, are taken in float64."""
 
     @staticmethod
-    def forward(ctx, t: Tensor, center: Tensor, pairs: Tensor, affine: Tensor,  # noqa: ANN001
-                prec_flat: Tensor, prec_m: Tensor) -> Tensor:
+    def forward(ctx, t: Tensor, center: Tensor, affine: Tensor, prec_flat: Tensor,  # noqa: ANN001
+                prec_m: Tensor) -> Tensor:
         u = _offset64(t, center)
-        a = (quadratic_features(u, pairs) @ affine).to(t.dtype)
+        a = (quadratic_features(u) @ affine).to(t.dtype)
         top = a.amax(-1, keepdim=True)
         # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
         # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)
@@ -1038,7 +1030,7 @@ class _QuadraticLogSumExp(torch.autograd.Function):
         n, d = u.shape
         pull = (w @ prec_flat).view(n, d, d)  # sum_k w_k P_k
         grad_u = w @ prec_m - (pull @ u[:, :, None]).squeeze(-1)
-        return grad_u.to(grad.dtype), None, None, None, None, None
+        return grad_u.to(grad.dtype), None, None, None, None
 
 
 def _sq_dist(X: Tensor, C: Tensor, x2: Tensor) -> Tensor:

@@ -34,11 +34,12 @@ def logsumexp(x: Tensor, dim: int = -1) -> Tensor:
     return torch.where(empty.squeeze(dim), torch.full_like(out, float("-inf")), out)
 
 
-def quadratic_features(u: Tensor, pairs: Tensor) -> Tensor:
-    """phi(u) = [u_i u_j (i <= j), u_i, 1] of the rows of u, (N, d (d + 3) / 2 + 1); ``pairs`` is
-    ``torch.triu_indices(d, d)``."""
-    i, j = pairs
-    return torch.cat([u[:, i] * u[:, j], u, torch.ones_like(u[:, :1])], 1)
+def quadratic_features(u: Tensor) -> Tensor:
+    """phi(u) = [u_i u_j (i <= j), u_i, 1] of the rows of u, (N, d (d + 3) / 2 + 1), the pairs in
+    the order of ``torch.triu_indices(d, d)``. Built from d row slices, not a gather of index
+    pairs, whose backward (a scatter-add) took half the time of the GMM prior's density."""
+    products = [u[:, i:i + 1] * u[:, i:] for i in range(u.shape[1])]
+    return torch.cat([*products, u, torch.ones_like(u[:, :1])], 1)
 
 
 def gaussian_mixture_log_prob(x: Tensor, log_weights: Tensor, means: Tensor,
@@ -69,7 +70,7 @@ def gaussian_mixture_log_prob(x: Tensor, log_weights: Tensor, means: Tensor,
     else:  # full: phi(u) = [u_i u_j (i <= j), u_i, 1] (:func:`quadratic_features`)
         pairs = torch.triu_indices(d, d, device=x.device)
         precision = torch.cholesky_inverse(scale.tril())  # as torch, only the lower triangle
-        features = quadratic_features(u, pairs)
+        features = quadratic_features(u)
         off_diagonal = (pairs[0] != pairs[1]).to(precision.dtype)
         quadratic = -0.5 * (1.0 + off_diagonal) * precision[:, pairs[0], pairs[1]]
         linear = (precision @ m[:, :, None]).squeeze(-1)
