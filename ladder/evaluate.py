@@ -60,7 +60,6 @@ from ladder.metrics import (
     reconstruct,
 )
 from ladder.model import VAE
-from ladder.prior_vae import PriorVAE
 from ladder.train import CHECKPOINT, derived_seed, load_run
 
 SCHEMA_VERSION = 1
@@ -151,10 +150,7 @@ def evaluate_run(
 
 def set_sample_noise(model: VAE, sample_noise: bool) -> None:
     """Sample p(z|t) with or without its noise at every prior-VAE level of ``model``'s prior."""
-    level, found = model.prior, False
-    while isinstance(level, PriorVAE):
-        level.sample_noise, found, level = bool(sample_noise), True, level.hyper
-    if not found:
+    if not model.prior.set_sample_noise(sample_noise):
         raise ValueError(f"sample_noise applies to the hierarchical and LaDDer priors (a prior "
                          f"VAE's p(z|t)); this run's prior is {type(model.prior).__name__}")
 

@@ -144,18 +144,12 @@ def aggregate_cell_masses(xs: Tensor, ys: Tensor, mu: Tensor, std: Tensor) -> Te
     return per_y.T @ per_x / mu.shape[0]
 
 
-def has_exact_density(prior: Prior) -> bool:
-    """Whether ``prior`` has a closed-form log p(z) (Normal, GMM, VampPrior) rather than only the
-    importance-sampled estimate of the generative priors (hierarchical, LaDDer)."""
-    return type(prior).log_prob is not Prior.log_prob
-
-
 def log_density(prior: Prior, z: Tensor, n_samples: int = 256, chunk: int = 256) -> Tensor:
     """log p(z) at ``z`` ``[P, d]``, ``chunk`` rows at a time: ``prior.log_prob`` where it is
     exact, else ``prior.log_prob_estimate`` with ``n_samples`` importance samples (a stochastic
     lower bound that tightens as ``n_samples`` grows; see
     :meth:`ladder.prior_vae.PriorVAE.log_prob_estimate`)."""
-    exact = has_exact_density(prior)
+    exact = prior.exact_density
     with torch.no_grad():
         out = [prior.log_prob(c) if exact else prior.log_prob_estimate(c, n_samples)
                for c in z.split(chunk)]

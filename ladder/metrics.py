@@ -44,8 +44,7 @@ from ladder.aggregate import aggregate_log_density_at_codes
 from ladder.data import ImageSet
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE
-from ladder.prior_vae import DPGMMHyperPrior, PriorVAE
-from ladder.priors import GMMPrior, Prior, VampPrior, reparameterise
+from ladder.priors import Prior, reparameterise
 
 if TYPE_CHECKING:
     from ladder.classifier import LeNetClassifier
@@ -72,7 +71,6 @@ MAX_PRIOR_ROWS = 50_000
 """Memory bound: at most this many (z, t) pairs in one prior-VAE forward pass (about 100 MB per
 512-wide hidden layer)."""
 
-_PRIOR_VAE_CHUNK = 100  # PriorVAE.log_prob_estimate's default ``chunk``
 
 
 @torch.no_grad()
@@ -142,29 +140,15 @@ def fixed_laplace_scale(model: VAE, images: ImageSet, batch_size: int = 500) -> 
         model.likelihood = likelihood
 
 
-def _prior_fan_out(prior: Prior, n_samples: int) -> int:
-    """(z, t) pairs one row of z costs inside ``prior.log_prob_estimate(z, n_samples)`` at once:
-    a prior VAE draws its samples in chunks of 100 and asks its hyper prior for n // 10 each."""
-    fan = 1
-    while isinstance(prior, PriorVAE):
-        fan *= min(n_samples, _PRIOR_VAE_CHUNK)
-        prior, n_samples = prior.hyper, max(1, n_samples // 10)
-    return fan
-
-
 @torch.no_grad()
 def prior_log_prob(prior: Prior, z: Tensor, n_samples: int = DEFAULT_IS_SAMPLES) -> Tensor:
     """log p(z) per row of ``z`` [..., d]: exact for Normal, GMM and VampPrior; for the generative
     priors ``prior.log_prob_estimate`` (importance sampling with proposal q(t|z), K = ``n_samples``),
     in chunks of rows that keep memory within :data:`MAX_PRIOR_ROWS`."""
     flat = z.reshape(-1, z.shape[-1])
-    rows = max(1, MAX_PRIOR_ROWS // _prior_fan_out(prior, n_samples))
+    rows = max(1, MAX_PRIOR_ROWS // prior.importance_fan_out(n_samples))
     out = [prior.log_prob_estimate(part, n_samples) for part in flat.split(rows)]
     return torch.cat(out).view(z.shape[:-1])
-
-
-def _is_exact(prior: Prior) -> bool:
-    return not isinstance(prior, PriorVAE)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,7 +213,7 @@ def cross_entropy_statistics(
     result: dict[str, float | int | bool] = {}
     for name, values in columns:
         result[name], result[f"{name}_stderr"] = mean_and_stderr(values)
-    result.update(exact=_is_exact(prior), n_is=n_is, n_images=int(bound.numel()))
+    result.update(exact=prior.exact_density, n_is=n_is, n_images=int(bound.numel()))
     return result
 
 
@@ -261,7 +245,7 @@ def importance_log_px(
     q = torch.distributions.Normal(mu, std)
     batch, pixels = x.shape[0], math.prod(x.shape[1:])
     per_chunk = max(1, min(MAX_DECODED_PIXELS // pixels,
-                           MAX_PRIOR_ROWS // _prior_fan_out(model.prior, n_inner)) // batch)
+                           MAX_PRIOR_ROWS // model.prior.importance_fan_out(n_inner)) // batch)
     log_w = []
     for start in range(0, n_samples, per_chunk):
         k = min(per_chunk, n_samples - start)
@@ -310,7 +294,7 @@ def log_likelihood(
     model.train(was_training)
     estimate, error = torch.cat(estimates), torch.cat(errors)
     mean, stderr = mean_and_stderr(estimate)
-    nested = not _is_exact(model.prior)
+    nested = not model.prior.exact_density
     return {
         "log_px": mean,
         "nll": -mean,
@@ -341,38 +325,20 @@ class MixtureView:
     covariances: Tensor
 
 
-def _levels(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
-    """The innermost level of ``prior`` and the prior-VAE levels above it."""
-    level, above = prior, []
-    while isinstance(level, PriorVAE):
-        above.append(level)
-        level = level.hyper
-    return level, above
-
-
-def _is_mixture(level: Prior, prior: Prior) -> bool:
-    """Whether ``level`` (the innermost level of ``prior``) is a mixture with components."""
-    return isinstance(level, DPGMMHyperPrior) or (
-        level is prior and isinstance(prior, (GMMPrior, VampPrior)))
-
-
-def _mixture_level(prior: Prior) -> tuple[Prior, list[PriorVAE]]:
-    """The level of ``prior`` that holds its mixture, and the prior-VAE levels above it."""
-    level, above = _levels(prior)
-    if not _is_mixture(level, prior):
+def _mixture_level(prior: Prior) -> tuple[Prior, list[Prior]]:
+    """The level of ``prior`` that holds its mixture (the innermost), and the levels above it."""
+    *above, level = prior.levels()
+    if not level.is_mixture:
         raise ValueError(
             f"{type(prior).__name__} (hyper prior {type(level).__name__}) has no mixture "
             "components; they exist for the LaDDer, GMM and VampPrior priors"
         )
-    if isinstance(level, DPGMMHyperPrior) and not level.dpgmm.is_fitted:
-        raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
-                         "epoch); it has no components before its first refit")
     return level, above
 
 
-def _to_mixture_space(above: list[PriorVAE], z: Tensor) -> Tensor:
+def _to_mixture_space(above: list[Prior], z: Tensor) -> Tensor:
     for level in above:  # t = the mean of q(t|z), level by level
-        z = level.encoder(z)[0]
+        z = level.to_hyper_space(z)
     return z
 
 
@@ -384,18 +350,10 @@ def mixture_view(model: VAE, images: ImageSet, batch_size: int = 500) -> Mixture
     codes = torch.cat([
         _to_mixture_space(above, model.encoder(x)[0])
         for x, _ in images.iter_batches(batch_size, shuffle=False, drop_last=False)])
-    if isinstance(level, DPGMMHyperPrior):
-        d = level.dpgmm
-        weights, means, covariances = d.weights_, d.means_, d.covariances_
-    else:
-        mixture = level.mixture() if isinstance(level, GMMPrior) else level.components()
-        components = mixture.component_distribution
-        covariances = (components.covariance_matrix if hasattr(components, "covariance_matrix")
-                       else torch.diag_embed(components.base_dist.scale.square()))
-        weights, means = mixture.mixture_distribution.probs, components.mean
+    mixture = level.mixture_components()
     space = "t" if above else "z"
-    return MixtureView(space, *(v.detach().float().cpu()
-                                for v in (codes, weights, means, covariances)))
+    return MixtureView(space, *(v.detach().float().cpu() for v in
+                                (codes, mixture.weights, mixture.means, mixture.covariances)))
 
 
 @torch.no_grad()
@@ -410,18 +368,12 @@ def component_assignments(prior: Prior, z: Tensor) -> Tensor:
     The Normal and hierarchical priors have no components: :class:`ValueError`.
     """
     level, above = _mixture_level(prior)
-    z = _to_mixture_space(above, z)
-    if isinstance(level, DPGMMHyperPrior):
-        return level.dpgmm.predict(z).to(z.device)
-    mixture = level.mixture() if isinstance(level, GMMPrior) else level.components()
-    log_resp = (mixture.mixture_distribution.logits
-                + mixture.component_distribution.log_prob(z.unsqueeze(-2)))
-    return log_resp.argmax(-1)
+    return level.assign_components(_to_mixture_space(above, z))
 
 
 def has_components(prior: Prior) -> bool:
     """Whether :func:`component_assignments` applies to ``prior``."""
-    return _is_mixture(_levels(prior)[0], prior)
+    return prior.levels()[-1].is_mixture
 
 
 @torch.no_grad()

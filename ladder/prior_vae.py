@@ -26,6 +26,7 @@ from ladder.dpgmm import DPGMM
 from ladder.likelihoods import GaussianLikelihood
 from ladder.nets import GaussianMLPEncoder, MLPDecoder
 from ladder.priors import (
+    MixtureComponents,
     Prior,
     active_dimensions,
     floor_share,
@@ -43,6 +44,10 @@ class PriorVAE(Prior):
     not the mean), one sample t ~ q(t|z) for the reconstruction term, the Gaussian entropy in
     closed form, and ``hyper.cross_entropy`` for E_q(t|z)[log p(t)].
     """
+
+    exact_density = False
+    IMPORTANCE_CHUNK = 100
+    """The importance samples of t drawn at once by :meth:`log_prob_estimate`."""
 
     def __init__(
         self,
@@ -92,7 +97,8 @@ class PriorVAE(Prior):
         """E_q(z|x)[L(z)] estimated at the one sample ``z`` (Eq (5) and Eq (8))."""
         return self.bound(z)
 
-    def log_prob_estimate(self, z: Tensor, n_samples: int = 1000, chunk: int = 100) -> Tensor:
+    def log_prob_estimate(self, z: Tensor, n_samples: int = 1000,
+                          chunk: int = IMPORTANCE_CHUNK) -> Tensor:
         """Importance-sampled log p(z) with proposal q(t|z):
 
         log (1/K) sum_k p(z | t_k) p(t_k) / q(t_k | z),  t_k ~ q(t | z).
@@ -114,6 +120,24 @@ class PriorVAE(Prior):
             chunk_lse = torch.logsumexp(log_w, 0)
             total = chunk_lse if total is None else torch.logaddexp(total, chunk_lse)
         return total - math.log(n_samples)
+
+    def importance_fan_out(self, n_samples: int) -> int:
+        """A chunk of t samples per row, times what each t costs the next level (which
+        :meth:`log_prob_estimate` asks for ``n_samples // 10`` samples)."""
+        return (min(n_samples, self.IMPORTANCE_CHUNK)
+                * self.hyper.importance_fan_out(max(1, n_samples // 10)))
+
+    def levels(self) -> list[Prior]:
+        return [self, *self.hyper.levels()]
+
+    def to_hyper_space(self, z: Tensor) -> Tensor:
+        """The mean of q(t|z)."""
+        return self.encoder(z)[0]
+
+    def set_sample_noise(self, sample_noise: bool) -> bool:
+        self.sample_noise = bool(sample_noise)
+        self.hyper.set_sample_noise(sample_noise)
+        return True
 
     def encode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """q_beta(t | z) as (mean, std)."""
@@ -170,6 +194,8 @@ class DPGMMHyperPrior(Prior):
     is needed: importance sampling, shortest likely paths and plots.
     """
 
+    is_mixture = True
+
     def __init__(
         self,
         dim: int,
@@ -213,6 +239,23 @@ class DPGMMHyperPrior(Prior):
                                covariance_matrix=self.dpgmm.covariances_.to(self.device, dtype)),
         )
         return mixture.sample((n,))
+
+    def mixture_components(self) -> MixtureComponents:
+        """The fitted DP-GMM's weights, means and covariances at their point estimates."""
+        self._require_fit()
+        d = self.dpgmm
+        return MixtureComponents(d.weights_, d.means_, d.covariances_)
+
+    def assign_components(self, t: Tensor) -> Tensor:
+        """The most responsible component by the variational responsibilities (``DPGMM.predict``,
+        Bishop 10.49)."""
+        self._require_fit()
+        return self.dpgmm.predict(t).to(t.device)
+
+    def _require_fit(self) -> None:
+        if not self.dpgmm.is_fitted:
+            raise ValueError("the DP-GMM hyper prior has not been fitted yet (train at least one "
+                             "epoch); it has no components before its first refit")
 
     def diagnostics(self, t: Tensor) -> dict[str, Any]:
         """``active_components``: the DP-GMM's components with weight >= 0.01 (once fitted)."""

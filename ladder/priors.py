@@ -17,12 +17,23 @@ on it), through one method, so the trainer never asks which prior it has:
 * ``init_from_data(images, seed)``: called once on the training images before training (the
   VampPrior's ``init="data"``); a no-op by default.
 
+And what callers would otherwise find out by type:
+
+* ``exact_density``: whether ``log_prob`` is the density itself (not for a prior VAE);
+* ``levels()``, ``to_hyper_space(z)``: the prior and the hyper priors beneath it, and a code's
+  image one level down (a prior VAE's mean of q(t|z));
+* ``is_mixture``, ``mixture_components()``, ``assign_components(z)``: a mixture's weights, means
+  and covariances and each code's most responsible component (Fig 4);
+* ``set_sample_noise(flag)``: whether a prior VAE samples p(z|t) with its noise;
+* ``importance_fan_out(n_samples)``: the memory ``log_prob_estimate`` needs per row of z.
+
 The hierarchical and LaDDer priors live in :mod:`ladder.prior_vae`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -89,8 +100,22 @@ def standard_normal_cross_entropy(mu: Tensor, std: Tensor) -> Tensor:
     return -0.5 * d * LOG_2PI - 0.5 * (mu.square() + std.square()).sum(-1)
 
 
+@dataclass
+class MixtureComponents:
+    """A mixture prior's components (Fig 4): weights [K], means [K, d], covariances [K, d, d]."""
+
+    weights: Tensor
+    means: Tensor
+    covariances: Tensor
+
+
 class Prior(nn.Module):
     """A prior p(z) over a ``dim``-dimensional latent space (see the module docstring)."""
+
+    exact_density: bool = True
+    """``log_prob`` is the exact log-density (a prior VAE has only ``log_prob_estimate``)."""
+    is_mixture: bool = False
+    """The prior is a mixture: ``mixture_components`` and ``assign_components`` apply."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -132,9 +157,55 @@ class Prior(nn.Module):
     def init_from_data(self, images: ImageSet, seed: int = 0) -> None:
         """Start from the training ``images`` before the first step (a no-op by default)."""
 
+    def levels(self) -> list[Prior]:
+        """This prior and the hyper priors beneath it, outermost first (one level but for a prior
+        VAE)."""
+        return [self]
+
+    def to_hyper_space(self, z: Tensor) -> Tensor:
+        """``z`` one level down, in the hyper prior's space (a prior VAE: the mean of q(t|z))."""
+        raise ValueError(f"{type(self).__name__} has no hyper prior")
+
+    def importance_fan_out(self, n_samples: int) -> int:
+        """Samples that one row of z holds in memory at once inside
+        ``log_prob_estimate(z, n_samples)`` (1 for a closed-form density)."""
+        return 1
+
+    def set_sample_noise(self, sample_noise: bool) -> bool:
+        """Sample p(z|t) with or without its noise at every prior-VAE level; returns whether the
+        prior has such a level."""
+        return False
+
+    def mixture_components(self) -> MixtureComponents:
+        """The mixture's weights, means and covariances (``is_mixture`` priors)."""
+        raise ValueError(self._no_mixture())
+
+    def assign_components(self, z: Tensor) -> Tensor:
+        """The most responsible component of each row of ``z`` [N, dim], long [N]."""
+        raise ValueError(self._no_mixture())
+
+    def _no_mixture(self) -> str:
+        return (f"{type(self).__name__} has no mixture components; they exist for the LaDDer, "
+                "GMM and VampPrior priors")
+
     @property
     def device(self) -> torch.device:
         return self._anchor.device
+
+
+def _components_of(mixture: MixtureSameFamily) -> MixtureComponents:
+    """A torch mixture of full or diagonal Gaussians as :class:`MixtureComponents`."""
+    components = mixture.component_distribution
+    covariances = (components.covariance_matrix if hasattr(components, "covariance_matrix")
+                   else torch.diag_embed(components.base_dist.scale.square()))
+    return MixtureComponents(mixture.mixture_distribution.probs, components.mean, covariances)
+
+
+def _most_responsible(mixture: MixtureSameFamily, z: Tensor) -> Tensor:
+    """argmax_k w_k p_k(z) for each row of ``z``."""
+    log_resp = (mixture.mixture_distribution.logits
+                + mixture.component_distribution.log_prob(z.unsqueeze(-2)))
+    return log_resp.argmax(-1)
 
 
 class NormalPrior(Prior):
@@ -173,6 +244,8 @@ class GMMPrior(_MonteCarloPrior):
     ``fit="gradient"``: weights, means and Cholesky factors are parameters learned by Adam in the
     prior block of Algorithm 1.
     """
+
+    is_mixture = True
 
     def __init__(
         self,
@@ -247,6 +320,13 @@ class GMMPrior(_MonteCarloPrior):
     def sample(self, n: int) -> Tensor:
         return self.mixture().sample((n,))
 
+    def mixture_components(self) -> MixtureComponents:
+        return _components_of(self.mixture())
+
+    def assign_components(self, z: Tensor) -> Tensor:
+        """argmax_k w_k N(z; mu_k, Sigma_k)."""
+        return _most_responsible(self.mixture(), z)
+
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
         """``active_components``: the components with weight above 1 / (10 K)."""
@@ -283,6 +363,8 @@ class VampPrior(_MonteCarloPrior):
     sets a = logit(image) (:data:`PIXEL_CLAMP`). The parameters are the prior block's in
     Algorithm 1.
     """
+
+    is_mixture = True
 
     def __init__(
         self,
@@ -360,6 +442,13 @@ class VampPrior(_MonteCarloPrior):
 
     def sample(self, n: int) -> Tensor:
         return self.components().sample((n,))
+
+    def mixture_components(self) -> MixtureComponents:
+        return _components_of(self.components())
+
+    def assign_components(self, z: Tensor) -> Tensor:
+        """The most responsible pseudo-input, argmax_k q(z | u_k)."""
+        return _most_responsible(self.components(), z)
 
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:

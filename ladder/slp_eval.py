@@ -35,7 +35,6 @@ from torch import Tensor, nn
 
 from ladder.features import extract_features, frechet_distance
 from ladder.model import VAE
-from ladder.prior_vae import PriorVAE
 from ladder.slp import SLPResult, decode_path, path_stats, shortest_likely_path, shortest_path
 
 __all__ = [
@@ -83,11 +82,7 @@ def latent_space(
     """
     if space not in ("auto", "t", "z"):
         raise ValueError(f"space is 'auto', 't' or 'z', got {space!r}")
-    levels: list[PriorVAE] = []
-    prior = model.prior
-    while isinstance(prior, PriorVAE):
-        levels.append(prior)
-        prior = prior.hyper
+    *levels, prior = model.prior.levels()
     if space == "auto":
         space = "t" if levels else "z"
     if space == "z" and levels:
@@ -110,7 +105,7 @@ def latent_space(
         if z_sample:
             code = mu + std * torch.randn(mu.shape, generator=generator).to(mu)
         for level in levels:
-            code = level.encode(code)[0]  # the mean of q(t|z), as the reference
+            code = level.to_hyper_space(code)  # the mean of q(t|z), as the reference
         return code
 
     if space == "z":

@@ -20,7 +20,6 @@ from ladder.latent2d import (
     cross_entropy,
     encode,
     grid_points,
-    has_exact_density,
     log_density,
     prior_config,
 )
@@ -98,7 +97,7 @@ def test_generative_priors_use_importance_sampling():
     encoder = ToyEncoder()
     ladder = build_prior(prior_config("ladder", base=SMALL), encoder, (1, 2, 2))
     gmm = build_prior(prior_config("gmm", base=SMALL), encoder, (1, 2, 2))
-    assert not has_exact_density(ladder) and has_exact_density(gmm)
+    assert not ladder.exact_density and gmm.exact_density
     z = torch.randn(7, 2)
     assert log_density(ladder, z, n_samples=16, chunk=3).shape == (7,)
     torch.testing.assert_close(log_density(gmm, z, chunk=3), gmm.log_prob(z))

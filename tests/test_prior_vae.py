@@ -183,3 +183,32 @@ def test_prior_vae_diagnostics_recurse_through_a_ladder():
         prior.encoder.head.mu.weight.zero_()
     collapsed = prior.diagnostics(z)
     assert collapsed["floor_share_t"] == 1.0 and collapsed["active_t"] == 0
+
+
+def test_a_ladder_answers_for_its_levels():
+    """What callers used to find out by type: the levels, t = the mean of q(t|z) one level down,
+    the importance sampler's fan-out, the sample-noise switch, and the innermost mixture."""
+    torch.manual_seed(0)
+    cfg = preset_config("paper", "mnist", "ladder").model
+    cfg.n_levels, cfg.n_components, cfg.d_t, cfg.prior_layers = 2, 5, 2, 1
+    prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
+    outer, inner, hyper = prior.levels()
+    assert (outer, inner, hyper) == (prior, prior.hyper, prior.hyper.hyper)
+    assert not outer.exact_density and hyper.exact_density and hyper.is_mixture
+    assert not outer.is_mixture
+    z = torch.randn(9, 16)
+    torch.testing.assert_close(outer.to_hyper_space(z), outer.encode(z)[0])
+    assert outer.importance_fan_out(1000) == 100 * 100 and hyper.importance_fan_out(7) == 1
+    assert prior.set_sample_noise(True) and outer.sample_noise and inner.sample_noise
+    assert prior.set_sample_noise(False) and not inner.sample_noise
+    assert not hyper.set_sample_noise(True)
+    with pytest.raises(ValueError, match="not been fitted"):
+        hyper.mixture_components()
+    prior.refit(3 * torch.randn(300, 16))
+    mixture = hyper.mixture_components()
+    k = mixture.weights.shape[0]
+    assert mixture.means.shape == (k, 2) and mixture.covariances.shape == (k, 2, 2)
+    t = inner.to_hyper_space(outer.to_hyper_space(z))
+    torch.testing.assert_close(hyper.assign_components(t), hyper.dpgmm.predict(t))
+    with pytest.raises(ValueError, match="no mixture components"):
+        NormalPrior(2).assign_components(t)

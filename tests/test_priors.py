@@ -198,3 +198,48 @@ def test_vamp_sigmoid_pseudo_inputs_stay_in_the_image_range_and_start_at_images(
     assert prior.pseudo_inputs.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="constrain"):
         VampPrior(encoder, 3, (1, 3, 4), constrain="tanh")
+
+
+@settings(max_examples=15, deadline=None)
+@given(k=st.integers(1, 6), d=st.integers(1, 4), seed=st.integers(0, 10_000))
+def test_mixture_priors_give_their_components_and_most_responsible_one(k, d, seed):
+    """GMM and VampPrior: ``mixture_components`` are the torch mixture's, and
+    ``assign_components`` is argmax_k w_k p_k(z), the same as the posterior's argmax."""
+    torch.manual_seed(seed)
+    gmm = GMMPrior(d, n_components=k)
+    gmm.refit(torch.randn(max(40, 5 * k), d) * 2)
+    encoder = GaussianMLPEncoder(4, d, hidden=8, n_layers=1)
+    vamp = VampPrior(lambda u: encoder(u.flatten(1)), d, (1, 2, 2), n_components=k)
+    z = torch.randn(20, d)
+    for prior, mixture in ((gmm, gmm.mixture()), (vamp, vamp.components())):
+        assert prior.is_mixture and prior.exact_density and prior.levels() == [prior]
+        found = prior.mixture_components()
+        torch.testing.assert_close(found.weights, mixture.mixture_distribution.probs)
+        torch.testing.assert_close(found.means, mixture.component_distribution.mean)
+        assert found.covariances.shape == (k, d, d)
+        log_joint = (mixture.mixture_distribution.probs.log()
+                     + mixture.component_distribution.log_prob(z[:, None]))
+        assert torch.equal(prior.assign_components(z), log_joint.argmax(-1))
+    assert not NormalPrior(d).is_mixture and not NormalPrior(d).set_sample_noise(True)
+
+
+def test_no_module_outside_the_priors_tests_for_a_concrete_prior():
+    """Callers dispatch through the Prior interface: no isinstance on a concrete prior class
+    outside the modules that define them."""
+    import ast
+    from pathlib import Path
+
+    concrete = {"NormalPrior", "GMMPrior", "VampPrior", "PriorVAE", "DPGMMHyperPrior",
+                "AggregatePosterior"}
+    package = Path(__file__).resolve().parent.parent / "ladder"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.name in ("priors.py", "prior_vae.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
+                    and len(node.args) == 2):
+                names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+                if names & concrete:
+                    found.append(f"{path.name}:{node.lineno}")
+    assert found == []
