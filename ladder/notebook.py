@@ -122,10 +122,11 @@ def banner(settings: Mapping[str, Any]) -> str:
 def show_source(obj: Any) -> Markdown:
     """Display the source of a ``ladder`` function, class, method or module in a chapter.
 
-    The code comes from the installed package via :func:`inspect.getsourcelines`, under a header
-    "``ladder/<module>.py``, lines a-b", so a chapter never carries a second copy of the code.
-    The stored output changes when the code does; ``make notebooks`` refreshes it and nbval
-    fails until then, which keeps the book and the package in step.
+    The code comes from the installed package via :func:`inspect.getsource`, under a header
+    "``ladder/<module>.py``: ``QualifiedName``" (no line numbers, which would change with every
+    edit above it), so a chapter never carries a second copy of the code. The stored output
+    changes when the code does; ``make notebooks`` refreshes it and nbval fails until then, which
+    keeps the book and the package in step.
 
     Raises:
         ValueError: ``obj`` has no Python source, or its source is not in the ``ladder`` package.
@@ -135,7 +136,7 @@ def show_source(obj: Any) -> Markdown:
     target = inspect.unwrap(obj.fget if isinstance(obj, property) else obj)  # decorated too
     try:
         path = Path(inspect.getsourcefile(target) or "").resolve()
-        lines, start = inspect.getsourcelines(target)
+        code = inspect.getsource(target).rstrip("\n")
     except (TypeError, OSError) as err:
         raise ValueError(
             f"show_source needs a ladder function, class, method or module, got {obj!r}"
@@ -145,12 +146,11 @@ def show_source(obj: Any) -> Markdown:
             f"show_source only shows code from the ladder package ({_PACKAGE_DIR}); "
             f"{obj!r} is defined in {path}"
         )
-    start = max(start, 1)  # a module reports line 0
-    end = start + len(lines) - 1
-    relative = path.relative_to(_PACKAGE_DIR.parent).as_posix()
-    code = "".join(lines).rstrip("\n")
+    header = f"`{path.relative_to(_PACKAGE_DIR.parent).as_posix()}`"
+    if hasattr(target, "__qualname__"):  # a module is its file
+        header += f": `{target.__qualname__}`"
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", code)), default=0))
-    return Markdown(f"`{relative}`, lines {start}-{end}\n\n{fence}python\n{code}\n{fence}")
+    return Markdown(f"{header}\n\n{fence}python\n{code}\n{fence}")
 
 
 #: ``check`` appends one JSON line per claim to the file this variable names (if it is set).

@@ -100,11 +100,11 @@ def test_setup_notebook_rejects_bad_input(kwargs):
         setup_notebook(**kwargs)
 
 
-def test_show_source_of_a_function_names_file_and_lines():
-    lines, start = inspect.getsourcelines(setup_notebook)
+def test_show_source_of_a_function_names_file_and_qualified_name():
+    lines, _ = inspect.getsourcelines(setup_notebook)
     text = show_source(setup_notebook).data
     header, body = text.split("\n\n", 1)
-    assert header == f"`ladder/notebook.py`, lines {start}-{start + len(lines) - 1}"
+    assert header == "`ladder/notebook.py`: `setup_notebook`"
     assert body.startswith("```python\ndef setup_notebook(")
     assert body.endswith("\n```")
     assert body.count("\n") == len(lines) + 1  # the fences around the function's lines
@@ -114,13 +114,20 @@ def test_show_source_of_a_decorated_function_shows_the_function():
     from ladder.plots.grids import samples_and_reconstructions  # wrapped by torch.no_grad
 
     text = show_source(samples_and_reconstructions).data
-    assert text.startswith("`ladder/plots/grids.py`, lines ")
+    assert text.startswith("`ladder/plots/grids.py`: `samples_and_reconstructions`\n\n")
     assert "@torch.no_grad()\ndef samples_and_reconstructions(" in text
 
 
-def test_show_source_of_a_module_starts_at_line_one():
-    n_lines = len(inspect.getsource(ladder.notebook).splitlines())
-    assert show_source(ladder.notebook).data.startswith(f"`ladder/notebook.py`, lines 1-{n_lines}")
+def test_show_source_of_a_module_is_the_whole_file():
+    text = show_source(ladder.notebook).data
+    assert text.startswith("`ladder/notebook.py`\n\n```python\n")
+    assert text.endswith(inspect.getsource(ladder.notebook).rstrip("\n") + "\n```")
+
+
+def test_show_source_of_a_method_names_its_class():
+    from ladder.prior_vae import PriorVAE
+
+    assert show_source(PriorVAE.bound).data.startswith("`ladder/prior_vae.py`: `PriorVAE.bound`")
 
 
 @pytest.mark.parametrize("obj", [json.dumps, len, 3])
