@@ -73,3 +73,40 @@ def test_torch_pins_and_python_match_the_makefile_and_pyproject():
     python = env["python"].removeprefix("==").removesuffix(".*")
     assert f"{python}.0" in SpecifierSet(project["requires-python"])
     assert editable == ["-e .[dev,book]"]
+
+
+def _ladder_imports(path: Path) -> set[str]:
+    """The ``ladder`` modules ``path`` imports at run time (not under ``if TYPE_CHECKING:``), by
+    their first name below the package (``ladder.plots.grids`` is ``plots``)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                 and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ladder."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ladder.")}
+    return found
+
+
+def test_contributing_package_map_lists_each_modules_imports():
+    """CONTRIBUTING.md's "depends on" column is what the modules import (rows of the form
+    | `ladder/x.py` | concept | a, b |; the plots and CLI rows are described in words)."""
+    root = Path(__file__).resolve().parent.parent
+    rows = re.findall(r"^\| (`ladder/\w+\.py`(?:, `ladder/\w+\.py`)*) \| [^|]+ \| ([^|]+) \|$",
+                      (root / "CONTRIBUTING.md").read_text(), re.M)
+    assert len(rows) > 15
+    wrong = {}
+    for modules, listed in rows:
+        paths = [root / m.strip("`") for m in modules.split(", ")]
+        names = {p.stem for p in paths}
+        actual = set().union(*(_ladder_imports(p) for p in paths)) - names
+        stated = set() if listed.strip() == "-" else {d.strip() for d in listed.split(",")}
+        if stated != actual:
+            wrong[modules] = sorted(actual)
+    assert wrong == {}
