@@ -1,4 +1,4 @@
-"""The project's own evaluation classifier (issue 4; replaces Inception for Table 1, SM Table 1).
+"""The project's own evaluation classifier (it replaces Inception for Table 1, SM Table 1).
 
 The paper scores samples with FID (Table 1, SM Tables 1-2). The reference code's helper uses a
 Keras InceptionV3 on upsampled 64 px digits and is never called (reference-code-notes Sec 6);

@@ -31,6 +31,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from ladder.config import canonical_dataset
+
 ENV_VAR = "LADDER_DATA"
 
 DATASETS: dict[str, tuple[int, int, int]] = {
@@ -39,8 +41,6 @@ DATASETS: dict[str, tuple[int, int, int]] = {
     "celeba": (3, 128, 128),
 }
 """Canonical dataset names and their image shape (C, H, W)."""
-
-ALIASES: dict[str, str] = {"fashion-mnist": "fashion", "fashionmnist": "fashion"}
 
 CELEBA_TEST_SIZE = 20_000  # SM D.2: "randomly select 20k images (about 10%) to be the test set"
 
@@ -69,16 +69,6 @@ class DatasetNotFoundError(FileNotFoundError):
 class DatasetCorruptError(ValueError):
     """A data set file is there but unreadable: not an idx file, truncated, or at odds with its
     partner file (images against labels)."""
-
-
-def canonical_name(name: str) -> str:
-    """The canonical name (a key of :data:`DATASETS`) of ``name`` or one of its aliases."""
-    key = name.lower()
-    key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        choices = ", ".join([*DATASETS, *ALIASES])
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {choices}")
-    return key
 
 
 def _root_and_source(root: str | os.PathLike | None) -> tuple[Path, str]:
@@ -510,7 +500,7 @@ def load_dataset(
       A folder instead decodes the split once into a uint8 ``.npy`` file there (~9 GB for the train
       split) and holds the set on ``device`` as uint8, converted to float32 per batch.
     """
-    key = canonical_name(name)
+    key = canonical_dataset(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if key != "celeba" and celeba_options:

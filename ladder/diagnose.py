@@ -1,4 +1,4 @@
-"""A run's health in numbers (issue 15): is the latent used, is the decoder alive, did it stall?
+"""A run's health in numbers: is the latent used, is the decoder alive, did it stall?
 
 :func:`diagnose` looks at a model on a sample of images, deterministically (posterior means, no
 sampling, so it never touches a random generator):
@@ -8,7 +8,7 @@ sampling, so it never touches a random generator):
   share of posterior std entries sitting on the ``std_floor`` of SM E's ``ReLU(FC) + floor`` head;
 * the decoder at the posterior mean: dead outputs, the pixels whose unclamped output is <= 0 for
   every image although some image has ink there (under a ReLU output and the L1 likelihood such a
-  pixel has no gradient, issue 15 point 5), with the share of the images' ink they hold (a dark
+  pixel has no gradient; results/stall/README.md), with the share of the images' ink they hold (a dark
   border pixel with a trace of ink is harmless, a dead pixel in the middle is not), and the image
   error (``VAE.images``) against that of the
   all-black image (a model that stalled at black has the same);

@@ -1,4 +1,4 @@
-"""Run-level evaluation (issue 4): every quantity of Tables 1-3 and more, one JSON per run.
+"""Run-level evaluation: every quantity of Tables 1-3 and more, one JSON per run.
 
 :func:`evaluate_run` loads a run folder, computes on the test split the :mod:`ladder.metrics`
 quantities and writes ``RUN_DIR/evaluation.json``:

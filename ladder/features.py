@@ -1,4 +1,4 @@
-"""Sample-quality statistics on classifier features (issue 4: Table 1, SM Table 1, Fig 4).
+"""Sample-quality statistics on classifier features (Table 1, SM Table 1, Fig 4).
 
 * :func:`frechet_distance`: the Fréchet distance between Gaussians fitted to two feature sets. On
   the penultimate features of the project's :class:`ladder.classifier.LeNetClassifier` we call it

@@ -108,7 +108,7 @@ class GaussianLikelihood(nn.Module):
     ``scale_mode``:
 
     * ``"learned"``: ``s = exp(log_s)``, ``log_s`` a parameter starting at ``log(scale_init)``.
-      At lr 5e-4 from 0.1 Adam barely moves it (0.08-0.13 over a run, issue #15).
+      At lr 5e-4 from 0.1 Adam barely moves it (0.08-0.13 over a run: results/stall/README.md).
     * ``"clamped"`` (the reference code): ``s = clamp(|u|, *bounds)``, ``u`` a parameter starting
       at ``scale_init`` (0.1, the upper bound); outside the bounds the clamp passes no gradient.
     * ``"closed_form"``: s is set to its maximiser, as the Laplace sigma is in ``"mae"`` mode.

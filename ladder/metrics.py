@@ -1,4 +1,4 @@
-"""The quantities of the paper's tables and the ones a careful reader wants beside them (issue 4).
+"""The quantities of the paper's tables and the ones a careful reader wants beside them.
 
 Paper (Sec 4, SM F):
 

@@ -384,7 +384,7 @@ def build_autoencoder(
     if dataset not in PAPER_ACTIVATIONS:
         raise ValueError(
             f"unknown dataset {dataset!r}; use a canonical name ({', '.join(PAPER_ACTIVATIONS)}), "
-            "e.g. via ladder.data.canonical_name"
+            "e.g. via ladder.config.canonical_dataset"
         )
     if d_z < 1:
         raise ValueError(f"d_z must be positive, got {d_z}")

@@ -453,6 +453,6 @@ class VampPrior(_MonteCarloPrior):
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
         """The pseudo-inputs' pixel range (images lie in [0, 1]; ``vamp_init = random`` starts
-        them as N(0, 1) noise, issue 15 point 6)."""
+        them as N(0, 1) noise, which collapsed the VampPrior: results/stall/README.md)."""
         pseudo = self.pseudo_images().detach()
         return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max())}

@@ -1,4 +1,4 @@
-"""Every table and figure of the paper as runs (issue 7): the manifest, ``ladder reproduce`` and
+"""Every table and figure of the paper as runs: the manifest, ``ladder reproduce`` and
 ``ladder report``.
 
 ``experiments/manifest.yaml`` lists every run: which notebook of ``experiments/``, its parameters,

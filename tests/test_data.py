@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
+from ladder.config import DATASETS as CONFIG_DATASETS
+from ladder.config import canonical_dataset
 from ladder.data import (
     DATASETS,
     DatasetCorruptError,
@@ -20,7 +22,6 @@ from ladder.data import (
     StreamingImageSet,
     TensorImageSet,
     balanced_subset,
-    canonical_name,
     celeba_split,
     load_dataset,
     read_idx,
@@ -70,7 +71,11 @@ def test_bad_arguments():
 
 def test_names_and_shapes():
     assert DATASETS == {"mnist": (1, 28, 28), "fashion": (1, 28, 28), "celeba": (3, 128, 128)}
-    assert canonical_name("Fashion-MNIST") == canonical_name("fashionmnist") == "fashion"
+    assert DATASETS.keys() == set(CONFIG_DATASETS)  # the config's names are the loader's
+    for alias in ("Fashion-MNIST", "fashionmnist", "fmnist"):
+        assert canonical_dataset(alias) == "fashion"
+    with pytest.raises(ValueError, match="data.dataset"):
+        load_dataset("cifar")
 
 
 # ------------------------------------------------------------------------------ MNIST / Fashion
