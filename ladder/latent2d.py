@@ -30,6 +30,7 @@ from torch import Tensor
 from ladder.aggregate import aggregate_log_density
 from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
+from ladder.metrics import mean_and_stderr
 from ladder.model import VAE, build_prior
 from ladder.prior_vae import PriorVAE
 from ladder.priors import Prior, reparameterise
@@ -173,9 +174,7 @@ def cross_entropy(
     """
     with _seeded(seed, mu.device), torch.no_grad():
         z = reparameterise(mu, std, n_z).reshape(-1, mu.shape[-1])
-        values = log_density(prior, z, n_samples, chunk).double()
-    stderr = float(values.std() / math.sqrt(values.numel())) if values.numel() > 1 else 0.0
-    return float(values.mean()), stderr
+        return mean_and_stderr(log_density(prior, z, n_samples, chunk))
 
 
 def prior_config(name: str, d_z: int = 2, d_t: int = 2, base: ModelConfig | None = None

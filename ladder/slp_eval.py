@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ladder.features import extract_features, frechet_distance
+from ladder.metrics import mean_and_stderr
 from ladder.model import VAE
 from ladder.slp import SLPResult, decode_path, path_stats, shortest_likely_path, shortest_path
 
@@ -126,8 +127,9 @@ def random_pairs(n_images: int, n_pairs: int, seed: int = 0) -> Tensor:
 
 
 def _se(x: Tensor) -> float:
-    """Standard error of the mean (ddof 1); NaN for a single value."""
-    return float(x.double().std() / math.sqrt(x.numel())) if x.numel() > 1 else math.nan
+    """Standard error of the mean (:func:`ladder.metrics.mean_and_stderr`); NaN for a single value
+    (a Fréchet distance is one number over all pairs, not a mean)."""
+    return mean_and_stderr(x)[1] if x.numel() > 1 else math.nan
 
 
 @dataclass
