@@ -42,6 +42,15 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     return atomic_save(full, path)
 
 
+def cache_dir() -> Path:
+    """The package's cache folder: ``$LADDER_CACHE``, else ``$XDG_CACHE_HOME/ladder``, else
+    ``~/.cache/ladder`` (data sets and evaluation classifiers below it; not created here)."""
+    explicit = os.environ.get("LADDER_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ladder"
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` through :func:`atomic_write`."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))

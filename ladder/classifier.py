@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ladder.checkpoint import atomic_save, atomic_write
+from ladder.checkpoint import cache_dir as package_cache
 from ladder.config import ConfigError, canonical_dataset
 from ladder.data import load_dataset
 
@@ -253,13 +254,9 @@ def weights_hash(model: nn.Module | dict[str, Tensor]) -> str:
 
 
 def classifier_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<cache>/classifiers`` where ``<cache>`` is ``cache_dir`` if given, else ``$LADDER_CACHE``,
-    else ``~/.cache/ladder`` (``$XDG_CACHE_HOME/ladder`` where that is set)."""
-    if cache_dir is None:
-        cache_dir = os.environ.get("LADDER_CACHE") or (
-            Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ladder"
-        )
-    return Path(cache_dir).expanduser() / "classifiers"
+    """``<cache>/classifiers`` where ``<cache>`` is ``cache_dir`` if given, else the package's cache
+    folder (:func:`ladder.checkpoint.cache_dir`: ``$LADDER_CACHE``, else ``~/.cache/ladder``)."""
+    return Path(cache_dir).expanduser() / "classifiers" if cache_dir else package_cache() / "classifiers"
 
 
 def save_classifier(

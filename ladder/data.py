@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from ladder.checkpoint import cache_dir
 from ladder.config import canonical_dataset
 
 ENV_VAR = "LADDER_DATA"
@@ -77,13 +78,13 @@ def _root_and_source(root: str | os.PathLike | None) -> tuple[Path, str]:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser(), f"${ENV_VAR}"
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "ladder" / "data", f"the default (${ENV_VAR} is not set)"
+    return cache_dir() / "data", f"the default (${ENV_VAR} is not set)"
 
 
 def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$LADDER_DATA``, else ``$XDG_CACHE_HOME/ladder/data``
-    (``~/.cache/ladder/data``). The folder is not created here."""
+    """The data root: ``root`` if given, else ``$LADDER_DATA``, else ``data`` in the package's cache
+    folder (:func:`ladder.checkpoint.cache_dir`: ``~/.cache/ladder/data`` by default). The folder
+    is not created here."""
     return _root_and_source(root)[0]
 
 

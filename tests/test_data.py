@@ -34,6 +34,7 @@ from ladder.data import (
 def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("LADDER_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LADDER_CACHE", raising=False)
     assert resolve_data_root(tmp_path / "arg") == tmp_path / "arg"  # argument first
     assert resolve_data_root() == tmp_path / "env"  # then the variable
     monkeypatch.delenv("LADDER_DATA")
@@ -42,6 +43,8 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resolve_data_root() == tmp_path / "home" / ".cache" / "ladder" / "data"
     assert not (tmp_path / "home").exists()  # resolving creates nothing
+    monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "shared"))  # the package's one cache rule
+    assert resolve_data_root() == tmp_path / "shared" / "data"
 
 
 def test_missing_data_error_names_variable_and_layout(monkeypatch, tmp_path):
