@@ -9,6 +9,8 @@ book/ it fails (exit 1), listing what is missing, unless
 * every equation (Sphinx's `math` elements) was typeset by MathJax (an `mjx-container` inside);
 * every stored widget view was rendered by the widget manager (a `jupyter-widgets` element);
 * every image the page shows exists in the build;
+* no Markdown table is left as pipe text (a `|---|` row outside code blocks: a cell's Markdown
+  output parsed without MyST's tables);
 and unless the book has at least one equation, one widget and one figure (`--require`).
 Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
 around the book's first display equation, widget and figure; look at them. (Headless Chromium
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +38,8 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
 FEATURES = ("equation", "widget", "figure")
+RAW_TABLE_RULE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014][-\u2013\u2014]*):?\s*\|")
+"""A Markdown table's |---| separator row, also after smartquotes made its dashes into an em dash."""
 ONCE = ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -69,6 +74,7 @@ class Page:
     rendered: int = 0  # widget-subarea divs holding a rendered jupyter-widgets element
     images: list[str] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)  # script src, stylesheet href
+    raw_tables: int = 0  # text runs outside <pre>/<code> holding a Markdown table's |---| row
     height: int = 0  # measured page height (dumped DOM only)
     boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
 
@@ -120,6 +126,11 @@ class Scan(HTMLParser):
                     else:
                         self.page.rendered += 1
                 return
+
+    def handle_data(self, data: str) -> None:
+        in_code = any(tag in ("pre", "code", "script", "style") for tag, _ in self.stack)
+        if not in_code and RAW_TABLE_RULE.search(data):
+            self.page.raw_tables += 1
 
     def handle_endtag(self, tag: str) -> None:
         for i in range(len(self.stack) - 1, -1, -1):
@@ -174,6 +185,8 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
         n = sum(bundle in urlsplit(src).path for src in page.loads)
         if n > 1:
             found.append(f"loads {bundle} {n} times (is there a top-level _static/ folder?)")
+    if page.raw_tables:
+        found.append(f"{page.raw_tables} Markdown table(s) shown as pipe text, not rendered")
     for src in page.images:
         if not urlsplit(src).scheme and not src.startswith("data:"):
             target = (page_path.parent / unquote(urlsplit(src).path)).resolve()
