@@ -1,8 +1,9 @@
 """The project's own evaluation classifier (it replaces Inception for Table 1, SM Table 1).
 
 The paper scores samples with FID (Table 1, SM Tables 1-2). The reference code's helper uses a
-Keras InceptionV3 on upsampled 64 px digits and is never called (reference-code-notes Sec 6);
-Inception weights cannot be downloaded here and are a poor judge of 28x28 greyscale digits anyway.
+Keras InceptionV3 on upsampled 64 px digits and is never called (the reference-code appendix,
+section 6); Inception weights cannot be downloaded here and are a poor judge of 28x28 greyscale
+digits anyway.
 So each dataset gets a small LeNet-like classifier that the project trains itself
 (``ladder train-classifier``); its penultimate features feed the Fréchet classifier distance and
 PRDC in :mod:`ladder.features`.

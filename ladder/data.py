@@ -492,7 +492,8 @@ def load_dataset(
     * ``center_crop``: None (default) resizes the whole 178x218 aligned image to 128x128, which is
       all the paper says ("resize"); an int first takes the centred square of that side (178 is the
       largest; 140 is common in the VAE literature), keeping the aspect ratio. The reference
-      code's preprocessing script is missing (reference-code-notes §0), so its choice is unknown.
+      code's preprocessing script is missing (the reference-code appendix, section 0), so its
+      choice is unknown.
       Resizing is bilinear with antialiasing.
     * ``test_size`` (20000) and ``split_seed`` (0): the seeded random test split; the rest is train.
       ``seed`` only picks the ``n`` subset, so train and test stay disjoint for every ``seed``.

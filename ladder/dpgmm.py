@@ -57,8 +57,8 @@ data-dependent priors, so on other data that first comparison can differ from sc
 Use in the loss (Eq (7)): :meth:`DPGMM.log_prob` is differentiable in t; ``kind="bound"`` is the
 per-point term of Eq (6), log sum_k exp(E_q[log w_k] + E_q[log N(t | mu_k, Lambda_k^-1)]), which
 Eq (7) puts in place of log p(t). ``"plugin"`` is the mixture density at the point estimates (the
-reference code's choice, see reference-code-notes Sec 3) and ``"predictive"`` the posterior
-predictive density, a mixture of Student-t (Bishop 10.81).
+reference code's choice, see the reference-code appendix, section 3) and ``"predictive"`` the
+posterior predictive density, a mixture of Student-t (Bishop 10.81).
 """
 
 from __future__ import annotations

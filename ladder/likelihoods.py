@@ -1,6 +1,6 @@
 """Decoder likelihoods: Laplace p(x|z) for the data VAE (SM C, Eq (14)-(15)) and Gaussian p(z|t)
-for the prior VAE (reference-code-notes §2). Each holds one scalar scale: a parameter, or a
-buffer set to its maximiser in closed form.
+for the prior VAE (the reference-code appendix, section 2). Each holds one scalar scale: a
+parameter, or a buffer set to its maximiser in closed form.
 
 ``log_prob`` returns one value per sample: it sums over the last three dims (C, H, W) for the
 Laplace and over the last dim for the Gaussian; any leading dims ([B] or [S, B]) are kept and the
@@ -48,7 +48,7 @@ class LaplaceLikelihood(nn.Module):
       ``log(sigma_init)`` and trained by Adam with the networks. At lr 5e-4 it needs thousands of
       steps to fall from 0.5 to the MAE (about 0.03), and until then the weak reconstruction
       weight lets the posterior collapse (book chapter 1).
-    * ``"batch_mae"`` (the reference code, reference-code-notes §1):
+    * ``"batch_mae"`` (the reference code, the reference-code appendix, section 1):
       ``sigma = max(|v|, mean |x - x_hat| over the batch)`` with ``v`` a parameter starting at
       ``sigma_init`` (0.5). The batch MAE is differentiable; in practice sigma equals it.
       ``scale()`` without a batch reports the sigma of the last ``log_prob`` call (for logging).
@@ -102,8 +102,8 @@ class LaplaceLikelihood(nn.Module):
 
 class GaussianLikelihood(nn.Module):
     """Prior-VAE decoder likelihood p(z|t) = N(z; z_hat(t), s^2 I) with one scalar std ``s``:
-    ``log p = -sum_j (z_j - z_hat_j)^2 / (2 s^2) - d log s - d/2 log 2 pi`` (reference-code-notes
-    §2; the paper does not state the prior VAE's decoder distribution).
+    ``log p = -sum_j (z_j - z_hat_j)^2 / (2 s^2) - d log s - d/2 log 2 pi`` (the reference-code
+    appendix, section 2; the paper does not state the prior VAE's decoder distribution).
 
     ``scale_mode``:
 

@@ -4,13 +4,13 @@ Encoders return ``(mu, std)`` of a diagonal Gaussian q(z|x) with ``std = ReLU(FC
 (a standard deviation, floor 1e-3 as in the reference code). Decoders return the mean image.
 Weights are Glorot-uniform with zero biases (the reference code's init; the paper is silent).
 
-Where the reference code differs from the paper (reference-code-notes §1, §8) an option selects:
-``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, reference code); ``output_activation``
-"sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA; the paper is silent) /
-"leaky_relu" with its own ``output_slope`` (ours: under the L1 likelihood a ReLU output that is
-negative for every image has no gradient and stays dead) / "relu_leaky_grad" (ours: the ReLU's
-values with the leaky unit's gradient, so a dead output revives); ``std_floor``. All modules accept
-``channels_last`` inputs and run on any device.
+Where the reference code differs from the paper (the reference-code appendix, sections 1 and 8)
+an option selects: ``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, reference code);
+``output_activation`` "sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA;
+the paper is silent) / "leaky_relu" with its own ``output_slope`` (ours: under the L1 likelihood a
+ReLU output that is negative for every image has no gradient and stays dead) / "relu_leaky_grad"
+(ours: the ReLU's values with the leaky unit's gradient, so a dead output revives); ``std_floor``.
+All modules accept ``channels_last`` inputs and run on any device.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class SymmetricPad2d(nn.Module):
 
 class Conv2dSame(nn.Conv2d):
     """Conv2d with TF "SAME" padding: output size ceil(in / stride); with stride > 1 the extra pad
-    goes bottom/right, as in TF (reference-code-notes §8.10). Stride 1 uses the native padding."""
+    goes bottom/right, as in TF (the reference-code appendix, section 8, item 10). Stride 1 uses
+    the native padding."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         native = kernel_size // 2 if stride == 1 else 0
@@ -212,7 +213,8 @@ class CelebAEncoder(nn.Module):
 
     SM E.2 gives sigma no activation; we use ReLU + ``std_floor`` as the reference code does (a std
     must be positive). As for SM E.1, ``activation`` also follows FC512. The reference code's CelebA
-    encoder is a different net (BatchNorm, no FC512; reference-code-notes §1); this is the paper's.
+    encoder is a different net (BatchNorm, no FC512; the reference-code appendix, section 1); this
+    is the paper's.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ runs in t-space with LaDDer's DP-GMM hyper prior (Fig 5-6) and in z-space with t
 Normal, GMM or VampPrior (their ``log_prob``).
 
 Where we follow the reference notebook (``latent-space-interpolation-mnist.ipynb``,
-see ``reference-code-notes.md`` section 7) rather than the paper, it is said so below:
+see the reference-code appendix, section 7) rather than the paper, it is said so below:
 the step-length std is the population std (ddof 0) over the J+1 segments, log p is
 summed over the J interior points only (no 1/J), gradients are clipped element-wise to
 +-1 and Adam runs with beta2 = 0.95. These are fields of :class:`SLPConfig`.

@@ -19,8 +19,9 @@ decoded t -> mean of p(z|t) -> x; every other model in z with ``prior.log_prob``
 
 Endpoints: for the Normal, GMM and VampPrior models z = the mean of q(z|x) (the reference's
 ``code_mean``). For LaDDer the reference embeds t = mean of q(t|z) with z a *random sample* of
-q(z|x) (reference-code-notes section 7); we use the posterior mean z by default, so that a pair's
-endpoints do not depend on a draw, and ``z_sample=True`` gives the reference's choice (seeded).
+q(z|x) (the reference-code appendix, section 7); we use the posterior mean z by default, so that
+a pair's endpoints do not depend on a draw, and ``z_sample=True`` gives the reference's choice
+(seeded).
 """
 
 from __future__ import annotations
