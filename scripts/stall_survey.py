@@ -2,7 +2,7 @@
 
     scripts/stall_survey.py --tag NAME [--set KEY=VALUE ...] [--datasets mnist fashion]
                             [--priors normal vamp gmm hierarchical ladder] [--seeds 0 1 2 3 4]
-                            [--scale quick] [--jobs 2] [--out runs/stall] [--table FILE]
+                            [--scale quick] [--jobs 2] [--out runs/stall] [--table FILE] [--no-train]
 
 Each run is ``ladder train`` with the manifest's settings for ``--scale`` (experiments/
 manifest.yaml: its preset and per-dataset overrides), ``train.seed`` and the ``--set`` overrides,
@@ -52,16 +52,24 @@ def epochs_done(run_dir: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
+def finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint and all of its configured epochs."""
+    if not (run_dir / "checkpoint.pt").exists():
+        return False
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return epochs_done(run_dir) >= config["train"]["epochs"]
+
+
 def train_one(run_dir: Path, dataset: str, prior: str, seed: int, scale: str,
-              overrides: list[str], threads: int) -> dict:
-    """Train (or resume, or read) one run; returns its last metrics record plus its wall time."""
+              overrides: list[str], threads: int, train: bool = True) -> dict:
+    """Train (or resume, or read) one run; returns its last metrics record plus its wall time.
+    With ``train=False`` a run that has not finished is not trained: ``{"missing": True}``."""
+    if not train and not finished(run_dir):
+        return {"missing": True, "seconds": 0.0}
     preset, scale_overrides = scale_settings(scale, dataset)
     sets = [*scale_overrides, f"train.seed={seed}", "train.progress=false", *overrides]
     if (run_dir / "checkpoint.pt").exists():
-        command = ["--resume", str(run_dir)]
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        if epochs_done(run_dir) >= config["train"]["epochs"]:
-            command = []
+        command = [] if finished(run_dir) else ["--resume", str(run_dir)]
     else:
         if run_dir.exists():  # started but no epoch finished: start again
             shutil.rmtree(run_dir)
@@ -108,6 +116,9 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
             median = statistics.median(known) if known else float("nan")
             cells = []
             for r, e in zip(rows, errors, strict=True):
+                if r.get("missing"):
+                    cells.append("not run")
+                    continue
                 if e is None:
                     cells.append(f"failed: {r.get('error')}")
                     bad = True
@@ -116,14 +127,18 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
                 if e > STALL_RATIO * median:
                     cell, bad = f"**{cell}**", True
                 cells.append(cell)
-            ratio = median / normal_median if normal_median else None
+            ratio = median / normal_median if normal_median and known else None
             bad |= ratio is not None and ratio > STALL_RATIO
-            diag = ", ".join(f"{k[5:]} {rows[-1][k]:.3g}" for k in DIAGNOSTICS if k in rows[-1])
+            last = next((r for r in reversed(rows) if not r.get("missing")), {})
+            diag = ", ".join(f"{k[5:]} {last[k]:.3g}" for k in DIAGNOSTICS if k in last)
+            median_cell = f"{100 * median:.2f}" if known else "-"
             lines.append(f"| {dataset} | {prior} | " + " | ".join(cells)
-                         + f" | {100 * median:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} | {diag} |")
+                         + f" | {median_cell} | {'-' if ratio is None else f'{ratio:.2f}x'} | {diag} |")
     seconds = sum(r["seconds"] for r in records.values())
     trained = f", {seconds / 60:.1f} min of wall time training them" if seconds > 60 else ""
-    lines += ["", f"{len(records)} runs{trained}."]
+    missing = sum(bool(r.get("missing")) for r in records.values())
+    lines += ["", f"{len(records) - missing} runs{trained}"
+              + (f"; {missing} not run yet." if missing else ".")]
     return "\n".join(lines) + "\n", bad
 
 
@@ -139,12 +154,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, 2 // jobs threads each")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "stall")
     parser.add_argument("--table", type=Path, help="also write the table to this file")
+    parser.add_argument("--no-train", action="store_true",
+                        help="tabulate the finished runs only; the others show as 'not run' "
+                             "(the diagnostics column: the last seed that finished)")
     args = parser.parse_args()
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
     keys = [(d, p, s) for d in args.datasets for p in args.priors for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {k: pool.submit(train_one, args.out / args.tag / f"{k[0]}-{k[1]}-seed{k[2]}",
-                                  *k, args.scale, args.overrides, threads) for k in keys}
+                                  *k, args.scale, args.overrides, threads, not args.no_train)
+                   for k in keys}
         records = {k: f.result() for k, f in futures.items()}
     text, bad = table(records, args.seeds, args.tag, args.overrides, args.scale)
     print(text)
