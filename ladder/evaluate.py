@@ -87,6 +87,10 @@ PROVENANCE_KEYS = ("run_dir", "config", "checkpoint", "seed", "ladder_version", 
                    "started", "wall_time_s", "stage_seconds")
 
 
+SAMPLE_COUNTS = ("n_test", "n_samples", "n_is", "n_nll", "n_inner")
+"""The sample counts an evaluation records in ``provenance.sample_counts``."""
+
+
 class EvaluationSkipped(UserWarning):
     """A metric block could not be computed (no classifier, no labels, no components ...)."""
 
@@ -380,7 +384,7 @@ def validate_evaluation(data: Any) -> None:
     if "checkpoint" in prov and not (isinstance(sha, str) and len(sha) == 64):
         problems.append("provenance.checkpoint.sha256 must be a 64-digit hex string")
     counts = prov.get("sample_counts", {})
-    for key in ("n_test", "n_samples", "n_is", "n_nll", "n_inner"):
+    for key in SAMPLE_COUNTS:
         if "sample_counts" in prov and not isinstance(counts.get(key), int):
             problems.append(f"provenance.sample_counts.{key} must be an integer")
     wall = prov.get("wall_time_s")

@@ -370,9 +370,10 @@ def train_run(cfg: Config, run_dir: str | os.PathLike) -> Any:
 
 def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
     """:func:`ladder.evaluate.evaluate_run` unless ``run_dir`` already holds an evaluation of its
-    current checkpoint with the same sample counts (a resumed notebook does not redo it)."""
+    current checkpoint with the same sample counts, every one of :data:`ladder.evaluate.SAMPLE_COUNTS`
+    given (a resumed notebook does not redo it; ``None``, "the whole test split", is not compared)."""
     from ladder.checkpoint import file_sha256
-    from ladder.evaluate import EVALUATION_FILE, evaluate_run
+    from ladder.evaluate import EVALUATION_FILE, SAMPLE_COUNTS, evaluate_run
     from ladder.train import CHECKPOINT
 
     run_dir = Path(run_dir)
@@ -383,7 +384,7 @@ def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
         same = prov.get("checkpoint", {}).get("sha256") == file_sha256(run_dir / CHECKPOINT)
         have = prov.get("sample_counts", {})
         same = same and all(have.get(k) == v for k, v in counts.items()
-                            if k in ("n_samples", "n_is", "n_inner", "n_test") and v is not None)
+                            if k in SAMPLE_COUNTS and v is not None)
         if same:
             print(f"{path.name} is current (checkpoint {prov['checkpoint']['sha256'][:12]})")
             return old

@@ -326,9 +326,11 @@ def test_evaluate_once_keeps_a_current_evaluation(tmp_path, monkeypatch):
     (tmp_path / "evaluation.json").write_text(json.dumps(old))
     assert rp.evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200) == old
     assert rp.evaluate_once(tmp_path, n_samples=100, n_is=20, n_test=200) == {"fresh": True}
+    assert rp.evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200,
+                            n_nll=50) == {"fresh": True}  # every count is compared
     (tmp_path / "checkpoint.pt").write_bytes(b"newer weights")
     assert rp.evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200) == {"fresh": True}
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 # ----------------------------------------------------------------------------------------------
