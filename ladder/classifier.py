@@ -257,7 +257,8 @@ def weights_hash(model: nn.Module | dict[str, Tensor]) -> str:
 def classifier_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """``<cache>/classifiers`` where ``<cache>`` is ``cache_dir`` if given, else the package's cache
     folder (:func:`ladder.checkpoint.cache_dir`: ``$LADDER_CACHE``, else ``~/.cache/ladder``)."""
-    return Path(cache_dir).expanduser() / "classifiers" if cache_dir else package_cache() / "classifiers"
+    root = package_cache() if cache_dir is None else Path(cache_dir).expanduser()
+    return root / "classifiers"
 
 
 def save_classifier(

@@ -8,8 +8,8 @@ sampling, so it never touches a random generator):
   share of posterior std entries sitting on the ``std_floor`` of SM E's ``ReLU(FC) + floor`` head;
 * the decoder at the posterior mean: dead outputs, the pixels whose unclamped output is <= 0 for
   every image although some image has ink there (under a ReLU output and the L1 likelihood such a
-  pixel has no gradient; results/stall/README.md), with the share of the images' ink they hold (a dark
-  border pixel with a trace of ink is harmless, a dead pixel in the middle is not), and the image
+  pixel has no gradient; results/stall/README.md), with the share of the images' ink they hold (a
+  dark border pixel with a trace of ink is harmless, a dead pixel in the middle is not), and the image
   error (``VAE.images``) against that of the
   all-black image (a model that stalled at black has the same);
 * the prior's own diagnostics (``Prior.diagnostics``), prefixed ``prior_``: active dimensions of t

@@ -72,7 +72,6 @@ MAX_PRIOR_ROWS = 50_000
 512-wide hidden layer)."""
 
 
-
 @torch.no_grad()
 def elbo_statistics(
     model: VAE, images: ImageSet, batch_size: int = 500, progress: bool = False

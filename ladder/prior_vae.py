@@ -49,6 +49,11 @@ class PriorVAE(Prior):
     IMPORTANCE_CHUNK = 100
     """The importance samples of t drawn at once by :meth:`log_prob_estimate`."""
 
+    @staticmethod
+    def hyper_samples(n_samples: int) -> int:
+        """The importance samples a nested level gets for each t (a tenth of this level's)."""
+        return max(1, n_samples // 10)
+
     def __init__(
         self,
         dim: int,
@@ -114,7 +119,7 @@ class PriorVAE(Prior):
             t = reparameterise(mu_t, std_t, k)
             log_w = (
                 self.likelihood.log_prob(z.expand(k, *z.shape), self.decoder(t))
-                + self.hyper.log_prob_estimate(t, max(1, n_samples // 10))
+                + self.hyper.log_prob_estimate(t, self.hyper_samples(n_samples))
                 - q.log_prob(t).sum(-1)
             )
             chunk_lse = torch.logsumexp(log_w, 0)
@@ -122,10 +127,10 @@ class PriorVAE(Prior):
         return total - math.log(n_samples)
 
     def importance_fan_out(self, n_samples: int) -> int:
-        """A chunk of t samples per row, times what each t costs the next level (which
-        :meth:`log_prob_estimate` asks for ``n_samples // 10`` samples)."""
+        """A chunk of t samples per row, times what each t costs the next level
+        (:meth:`hyper_samples`)."""
         return (min(n_samples, self.IMPORTANCE_CHUNK)
-                * self.hyper.importance_fan_out(max(1, n_samples // 10)))
+                * self.hyper.importance_fan_out(self.hyper_samples(n_samples)))
 
     def levels(self) -> list[Prior]:
         return [self, *self.hyper.levels()]

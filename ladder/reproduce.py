@@ -370,8 +370,9 @@ def train_run(cfg: Config, run_dir: str | os.PathLike) -> Any:
 
 def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
     """:func:`ladder.evaluate.evaluate_run` unless ``run_dir`` already holds an evaluation of its
-    current checkpoint with the same sample counts, every one of :data:`ladder.evaluate.SAMPLE_COUNTS`
-    given (a resumed notebook does not redo it; ``None``, "the whole test split", is not compared)."""
+    current checkpoint with the same sample counts, every one of
+    :data:`ladder.evaluate.SAMPLE_COUNTS` given (a resumed notebook does not redo it; ``None``, "the
+    whole test split", is not compared)."""
     from ladder.checkpoint import file_sha256
     from ladder.evaluate import EVALUATION_FILE, SAMPLE_COUNTS, evaluate_run
     from ladder.train import CHECKPOINT

@@ -14,8 +14,8 @@ steps from one backward pass of L'' (its gradient in alpha, beta is that of L'(z
 
 The prior's training budget. Block coordinate ascent maximises each block in turn, and the paper
 does not say how far; one Adam step per batch leaves the prior VAE under-trained against the GMM
-baseline's EM to convergence (results/stall/README.md). Two settings raise it, departures from the reference
-code: ``train.prior_steps`` (above) and ``train.prior_finetune_epochs``, epochs of step 2 alone
+baseline's EM to convergence (results/stall/README.md). Two settings raise it, departures from the
+reference code: ``train.prior_steps`` (above) and ``train.prior_finetune_epochs``, epochs of step 2 alone
 after the last epoch, on the frozen latent (the final encoder's q(z|x) of the training images, one
 step per batch at a fresh z), each followed by the refit of xi and the test evaluation and logged
 with ``"phase": "prior_finetune"`` and its own epoch count; the prior's learning rate stays at

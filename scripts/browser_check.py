@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
 FEATURES = ("equation", "widget", "figure")
 RAW_TABLE_RULE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014][-\u2013\u2014]*):?\s*\|")
-"""A Markdown table's |---| separator row, also after smartquotes made its dashes into an em dash."""
+"""A Markdown table's |---| separator row, also after smartquotes made its dashes an em dash."""
 ONCE = ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -2,7 +2,8 @@
 
     scripts/stall_survey.py --tag NAME [--set KEY=VALUE ...] [--datasets mnist fashion]
                             [--priors normal vamp gmm hierarchical ladder] [--seeds 0 1 2 3 4]
-                            [--scale quick] [--jobs 2] [--out runs/stall] [--table FILE] [--no-train]
+                            [--scale quick] [--jobs 2] [--out runs/stall] [--table FILE]
+                            [--no-train]
 
 Each run is ``ladder train`` with the manifest's settings for ``--scale`` (experiments/
 manifest.yaml: its preset and per-dataset overrides), ``train.seed`` and the ``--set`` overrides,
@@ -64,12 +65,13 @@ def train_one(run_dir: Path, dataset: str, prior: str, seed: int, scale: str,
               overrides: list[str], threads: int, train: bool = True) -> dict:
     """Train (or resume, or read) one run; returns its last metrics record plus its wall time.
     With ``train=False`` a run that has not finished is not trained: ``{"missing": True}``."""
-    if not train and not finished(run_dir):
+    done = finished(run_dir)
+    if not train and not done:
         return {"missing": True, "seconds": 0.0}
     preset, scale_overrides = scale_settings(scale, dataset)
     sets = [*scale_overrides, f"train.seed={seed}", "train.progress=false", *overrides]
     if (run_dir / "checkpoint.pt").exists():
-        command = [] if finished(run_dir) else ["--resume", str(run_dir)]
+        command = [] if done else ["--resume", str(run_dir)]
     else:
         if run_dir.exists():  # started but no epoch finished: start again
             shutil.rmtree(run_dir)
@@ -132,8 +134,9 @@ def table(records: dict[tuple[str, str, int], dict], seeds: list[int], tag: str,
             last = next((r for r in reversed(rows) if not r.get("missing")), {})
             diag = ", ".join(f"{k[5:]} {last[k]:.3g}" for k in DIAGNOSTICS if k in last)
             median_cell = f"{100 * median:.2f}" if known else "-"
+            ratio_cell = "-" if ratio is None else f"{ratio:.2f}x"
             lines.append(f"| {dataset} | {prior} | " + " | ".join(cells)
-                         + f" | {median_cell} | {'-' if ratio is None else f'{ratio:.2f}x'} | {diag} |")
+                         + f" | {median_cell} | {ratio_cell} | {diag} |")
     seconds = sum(r["seconds"] for r in records.values())
     trained = f", {seconds / 60:.1f} min of wall time training them" if seconds > 60 else ""
     missing = sum(bool(r.get("missing")) for r in records.values())
