@@ -46,6 +46,7 @@ from torch import Tensor
 from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
 from ladder.classifier import CLASSIFIER_DATASETS
 from ladder.data import ImageSet, balanced_subset, load_dataset
+from ladder.markdown import format_pm, markdown_table
 from ladder.metrics import (
     DEFAULT_INNER_SAMPLES,
     DEFAULT_IS_SAMPLES,
@@ -429,10 +430,8 @@ def _is_number(value: Any) -> bool:
 def _pm(block: dict, key: str, err: str | None = None, scale: float = 1.0, digits: int = 1) -> str:
     if "skipped" in block or key not in block:
         return "-"
-    text = f"{scale * block[key]:.{digits}f}"
-    if err is not None and err in block:
-        text += f" ± {scale * block[err]:.{digits}f}"
-    return text
+    error = scale * block[err] if err is not None and err in block else None
+    return format_pm(scale * block[key], error, digits)
 
 
 def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> str:
@@ -473,9 +472,7 @@ def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | 
         row(f"{key} (generated)", "generation", key, digits=3)
     row("NMI components vs classes (Fig 4)", "clusters", "nmi", digits=3)
     row("ARI components vs classes (Fig 4)", "clusters", "ari", digits=3)
-    lines = ["| metric | " + " | ".join(names) + " |",
-             "|---|" + "---|" * len(names)]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    lines = [markdown_table(["metric", *names], ([label, *cells] for label, cells in rows))]
     first = evaluations[0]["provenance"]
     counts = first["sample_counts"]
     hashes = {(e["provenance"].get("classifier") or {}).get("weights_hash") for e in evaluations}
