@@ -153,6 +153,26 @@ def evaluate_run(
     return data
 
 
+def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
+    """:func:`evaluate_run` unless ``run_dir`` already holds an evaluation of its current
+    checkpoint with the same sample counts, every one of :data:`SAMPLE_COUNTS` given (a resumed
+    ``ladder reproduce`` notebook does not redo it; ``None``, "the whole test split", is not
+    compared)."""
+    run_dir = Path(run_dir)
+    path = run_dir / EVALUATION_FILE
+    if path.exists():
+        old = json.loads(path.read_text())
+        prov = old.get("provenance", {})
+        same = prov.get("checkpoint", {}).get("sha256") == file_sha256(run_dir / CHECKPOINT)
+        have = prov.get("sample_counts", {})
+        same = same and all(have.get(k) == v for k, v in counts.items()
+                            if k in SAMPLE_COUNTS and v is not None)
+        if same:
+            print(f"{path.name} is current (checkpoint {prov['checkpoint']['sha256'][:12]})")
+            return old
+    return evaluate_run(run_dir, **counts)
+
+
 def set_sample_noise(model: VAE, sample_noise: bool) -> None:
     """Sample p(z|t) with or without its noise at every prior-VAE level of ``model``'s prior."""
     if not model.prior.set_sample_noise(sample_noise):
