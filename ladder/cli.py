@@ -224,7 +224,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ladder.reproduce import ManifestError, list_runs, load_manifest, reproduce
+    from ladder.experiments.manifest import ManifestError, load_manifest
+    from ladder.experiments.runner import list_runs, reproduce
 
     try:
         if args.list:
@@ -240,7 +241,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ladder.reproduce import ManifestError, report
+    from ladder.experiments.manifest import ManifestError
+    from ladder.experiments.report import report
 
     try:
         report(args.scale, args.runs, args.results, args.manifest)

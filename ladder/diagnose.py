@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ladder.markdown import markdown_table
 from ladder.priors import active_dimensions, floor_share
 
 if TYPE_CHECKING:
@@ -136,11 +137,9 @@ def comparison_table(by_run: Mapping[str, dict[str, Any]],
     first seen) and a column per run of ``by_run``; lists printed with 3 significant digits,
     "-" where a run has no such diagnostic."""
     keys = keys or list(dict.fromkeys(k for d in by_run.values() for k in d))
-    lines = ["| diagnostic | " + " | ".join(by_run) + " |", "|---|" + "---|" * len(by_run)]
-    for key in keys:
-        cells = [_cell(d[key]) if key in d else "-" for d in by_run.values()]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = ([key, *(_cell(d[key]) if key in d else "-" for d in by_run.values())]
+            for key in keys)
+    return markdown_table(["diagnostic", *by_run], rows)
 
 
 def _cell(value: Any) -> str:

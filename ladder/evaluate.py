@@ -46,6 +46,7 @@ from torch import Tensor
 from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
 from ladder.classifier import CLASSIFIER_DATASETS
 from ladder.data import ImageSet, balanced_subset, load_dataset
+from ladder.markdown import format_pm, markdown_table
 from ladder.metrics import (
     DEFAULT_INNER_SAMPLES,
     DEFAULT_IS_SAMPLES,
@@ -150,6 +151,26 @@ def evaluate_run(
     validate_evaluation(data)
     atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     return data
+
+
+def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
+    """:func:`evaluate_run` unless ``run_dir`` already holds an evaluation of its current
+    checkpoint with the same sample counts, every one of :data:`SAMPLE_COUNTS` given (a resumed
+    ``ladder reproduce`` notebook does not redo it; ``None``, "the whole test split", is not
+    compared)."""
+    run_dir = Path(run_dir)
+    path = run_dir / EVALUATION_FILE
+    if path.exists():
+        old = json.loads(path.read_text())
+        prov = old.get("provenance", {})
+        same = prov.get("checkpoint", {}).get("sha256") == file_sha256(run_dir / CHECKPOINT)
+        have = prov.get("sample_counts", {})
+        same = same and all(have.get(k) == v for k, v in counts.items()
+                            if k in SAMPLE_COUNTS and v is not None)
+        if same:
+            print(f"{path.name} is current (checkpoint {prov['checkpoint']['sha256'][:12]})")
+            return old
+    return evaluate_run(run_dir, **counts)
 
 
 def set_sample_noise(model: VAE, sample_noise: bool) -> None:
@@ -429,10 +450,8 @@ def _is_number(value: Any) -> bool:
 def _pm(block: dict, key: str, err: str | None = None, scale: float = 1.0, digits: int = 1) -> str:
     if "skipped" in block or key not in block:
         return "-"
-    text = f"{scale * block[key]:.{digits}f}"
-    if err is not None and err in block:
-        text += f" ± {scale * block[err]:.{digits}f}"
-    return text
+    error = scale * block[err] if err is not None and err in block else None
+    return format_pm(scale * block[key], error, digits)
 
 
 def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> str:
@@ -473,9 +492,7 @@ def summary_table(evaluations: Sequence[dict[str, Any]], names: Sequence[str] | 
         row(f"{key} (generated)", "generation", key, digits=3)
     row("NMI components vs classes (Fig 4)", "clusters", "nmi", digits=3)
     row("ARI components vs classes (Fig 4)", "clusters", "ari", digits=3)
-    lines = ["| metric | " + " | ".join(names) + " |",
-             "|---|" + "---|" * len(names)]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    lines = [markdown_table(["metric", *names], ([label, *cells] for label, cells in rows))]
     first = evaluations[0]["provenance"]
     counts = first["sample_counts"]
     hashes = {(e["provenance"].get("classifier") or {}).get("weights_hash") for e in evaluations}

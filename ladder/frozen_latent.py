@@ -24,6 +24,7 @@ import torch
 from ladder.checkpoint import atomic_write, check_writable
 from ladder.data import load_dataset
 from ladder.latent2d import FIG2_PRIORS, cross_entropies, encode, fit_priors
+from ladder.markdown import markdown_table
 from ladder.train import load_run
 
 FROZEN_LATENT_FILE = "frozen_latent.json"
@@ -105,9 +106,10 @@ def frozen_latent_table(result: dict[str, Any]) -> str:
     settings, ce = result["settings"], result["cross_entropy"]
     lines = [f"E_q(z)[log p(z)] on {settings['n_test']} test codes of {result['run_dir']} "
              f"(d_z = {settings['d_z']}; priors fitted to {settings['n_train']} frozen training "
-             f"codes for {settings['epochs']} epochs; higher is better)", "",
-             "| prior | E_q(z)[log p(z)] | standard error |", "|---|---|---|"]
+             f"codes for {settings['epochs']} epochs; higher is better)", ""]
+    rows = []
     for name, value in ce.items():
         label = f"{name} ({result['prior_of_run']}, as trained)" if name == RUN_PRIOR else name
-        lines.append(f"| {label} | {value:.3f} | {result['cross_entropy_stderr'][name]:.3f} |")
+        rows.append([label, f"{value:.3f}", f"{result['cross_entropy_stderr'][name]:.3f}"])
+    lines.append(markdown_table(["prior", "E_q(z)[log p(z)]", "standard error"], rows))
     return "\n".join(lines)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ladder.features import extract_features, frechet_distance
+from ladder.markdown import format_fraction, format_with_error, markdown_table
 from ladder.metrics import mean_and_stderr
 from ladder.model import VAE
 from ladder.slp import SLPResult, decode_path, path_stats, shortest_likely_path, shortest_path
@@ -296,16 +297,6 @@ def comparison_rows(results: Mapping[str, SLPComparison]) -> list[dict[str, Any]
     ]
 
 
-def _fmt(value: float, se: float) -> str:
-    """``value ± se`` with two significant digits of the error (just the value without one)."""
-    if not math.isfinite(se) or se <= 0:
-        return f"{value:.4g}"
-    digits = max(0, 1 - math.floor(math.log10(se)))
-    if digits > 6:  # a tiny error, e.g. SP's step std (zero up to rounding)
-        return f"{value:.4g} ± {se:.1g}"
-    return f"{value:.{digits}f} ± {se:.{digits}f}"
-
-
 def comparison_table(
     results: Mapping[str, SLPComparison], metrics: Sequence[str] | None = None
 ) -> str:
@@ -316,23 +307,20 @@ def comparison_table(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
-    lines = [
-        "| model | space | metric | better | SLP | SP | SLP - SP | SLP better |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for row in comparison_rows(results):
         if row["metric"] not in metrics:
             continue
         frac = row["slp_better"]
-        frac_text = "n/a" if math.isnan(frac) else f"{frac:.0%}"
+        frac_text = format_fraction(frac)
         if row["metric"] == "fcd" and not math.isnan(frac):
             frac_text += " (boot)"
-        lines.append(
-            f"| {row['model']} | {row['space']} | {row['metric']} | {row['better']} | "
-            f"{_fmt(row['slp'], row['slp_se'])} | {_fmt(row['sp'], row['sp_se'])} | "
-            f"{_fmt(row['diff'], row['diff_se'])} | {frac_text} |"
-        )
-    return "\n".join(lines)
+        # at most 6 decimals: a tiny error, e.g. SP's step std (zero up to rounding)
+        rows.append([row["model"], row["space"], row["metric"], row["better"],
+                     *(format_with_error(row[k], row[f"{k}_se"], max_digits=6)
+                       for k in ("slp", "sp", "diff")), frac_text])
+    return markdown_table(["model", "space", "metric", "better", "SLP", "SP", "SLP - SP",
+                           "SLP better"], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -727,6 +727,27 @@ def train(cfg: Config, run_dir: str | Path, **data: ImageSet) -> Trainer:
     return trainer
 
 
+def train_run(cfg: Config, run_dir: str | Path) -> Trainer:
+    """Train ``cfg`` in ``run_dir``, or resume it there from its checkpoint (an interrupted run of
+    ``ladder reproduce``); returns the :class:`Trainer` after its last epoch. A checkpoint made
+    with another config is refused."""
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT).exists():
+        # read through Config, so a checkpoint from before a key existed holds its default
+        _, saved = read_run(run_dir / CHECKPOINT)
+        old, now = _flat(saved.to_dict()), _flat(cfg.to_dict())
+        if old != now:
+            diff = sorted(key for key, value in now.items() if old.get(key) != value)
+            raise ValueError(f"{run_dir} holds a run with another config (differs in "
+                             f"{', '.join(diff) or 'preset'}); delete the folder to start over")
+        trainer = Trainer.resume(run_dir)
+        print(f"resuming {run_dir.name} after epoch {trainer.epoch} of {cfg.train.epochs}")
+    else:
+        trainer = Trainer(cfg, run_dir)
+    trainer.fit()
+    return trainer
+
+
 def _occupied(run_dir: Path) -> FileExistsError:
     return FileExistsError(
         f"{run_dir} already holds a run; resume it with `ladder train --resume {run_dir}` "

@@ -1,4 +1,5 @@
-"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout)."""
+"""Shared fixtures: the MNIST / Fashion-MNIST root, a synthetic CelebA (torchvision layout) and
+the experiments' manifest."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from ladder.experiments.manifest import Manifest, load_manifest
 
 CELEBA_N = 12  # synthetic images
 CELEBA_W, CELEBA_H = 178, 218  # the size of CelebA's aligned images
@@ -48,3 +51,9 @@ def celeba_root(tmp_path_factory) -> Path:
         lines.append(f"{name} {0 if i < 8 else 2}")
     (root / "celeba" / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def manifest() -> Manifest:
+    """``experiments/manifest.yaml`` of this checkout."""
+    return load_manifest()

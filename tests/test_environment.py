@@ -2,6 +2,7 @@
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -75,9 +76,21 @@ def test_torch_pins_and_python_match_the_makefile_and_pyproject():
     assert editable == ["-e .[dev,book]"]
 
 
+#: Subpackages whose modules the package map lists one by one (``experiments.manifest``); any
+#: other is one row (``ladder.plots.grids`` is ``plots``).
+LISTED_SUBPACKAGES = ("experiments",)
+
+
+def _module_name(parts: Sequence[str]) -> str:
+    """How the package map names the module ``ladder.<parts>``."""
+    if parts[0] in LISTED_SUBPACKAGES and len(parts) > 1:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
 def _ladder_imports(path: Path) -> set[str]:
-    """The ``ladder`` modules ``path`` imports at run time (not under ``if TYPE_CHECKING:``), by
-    their first name below the package (``ladder.plots.grids`` is ``plots``)."""
+    """The ``ladder`` modules ``path`` imports at run time (not under ``if TYPE_CHECKING:``), named
+    as the package map names them (:func:`_module_name`)."""
     import ast
 
     tree = ast.parse(path.read_text())
@@ -88,23 +101,26 @@ def _ladder_imports(path: Path) -> set[str]:
         if id(node) in type_only:
             continue
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ladder."):
-            found.add(node.module.split(".")[1])
+            found.add(_module_name(node.module.split(".")[1:]))
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("ladder.")}
+            found |= {_module_name(a.name.split(".")[1:]) for a in node.names
+                      if a.name.startswith("ladder.")}
     return found
 
 
 def test_contributing_package_map_lists_each_modules_imports():
     """CONTRIBUTING.md's "depends on" column is what the modules import (rows of the form
-    | `ladder/x.py` | concept | a, b |; the plots and CLI rows are described in words)."""
+    | `ladder/x.py` | concept | a, b |, a module of ``ladder.experiments`` named
+    `ladder/experiments/x.py` and listed as ``experiments.x``; the plots and CLI rows are described
+    in words)."""
     root = Path(__file__).resolve().parent.parent
-    rows = re.findall(r"^\| (`ladder/\w+\.py`(?:, `ladder/\w+\.py`)*) \| [^|]+ \| ([^|]+) \|$",
+    rows = re.findall(r"^\| (`ladder/[\w/]+\.py`(?:, `ladder/[\w/]+\.py`)*) \| [^|]+ \| ([^|]+) \|$",
                       (root / "CONTRIBUTING.md").read_text(), re.M)
     assert len(rows) > 15
     wrong = {}
     for modules, listed in rows:
         paths = [root / m.strip("`") for m in modules.split(", ")]
-        names = {p.stem for p in paths}
+        names = {_module_name(p.relative_to(root / "ladder").with_suffix("").parts) for p in paths}
         actual = set().union(*(_ladder_imports(p) for p in paths)) - names
         stated = set() if listed.strip() == "-" else {d.strip() for d in listed.split(",")}
         if stated != actual:

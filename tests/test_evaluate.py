@@ -17,6 +17,7 @@ from ladder.evaluate import (
     GRID_FILE,
     SCHEMA_VERSION,
     EvaluationSkipped,
+    evaluate_once,
     evaluate_run,
     summary_table,
     validate_evaluation,
@@ -234,3 +235,23 @@ def test_summary_table_leaves_keys_an_older_evaluation_lacks_blank():
     kl_row = next(line for line in table.splitlines() if line.startswith("| KL(q(z) || p(z)) ("))
     assert kl_row.endswith("| 3.25 ± 0.25 | - |")
     assert "| E_q(z)[log p(z)], importance sampled | -19.00 ± 0.50 | -19.00 ± 0.50 |" in table
+
+
+def test_evaluate_once_keeps_a_current_evaluation(tmp_path, monkeypatch):
+    import ladder.evaluate
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"weights")
+    calls = []
+    monkeypatch.setattr(ladder.evaluate, "evaluate_run",
+                        lambda run_dir, **counts: calls.append(counts) or {"fresh": True})
+    sha = file_sha256(tmp_path / "checkpoint.pt")
+    old = {"provenance": {"checkpoint": {"sha256": sha},
+                          "sample_counts": {"n_samples": 100, "n_is": 10, "n_test": 200}}}
+    (tmp_path / "evaluation.json").write_text(json.dumps(old))
+    assert evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200) == old
+    assert evaluate_once(tmp_path, n_samples=100, n_is=20, n_test=200) == {"fresh": True}
+    assert evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200,
+                         n_nll=50) == {"fresh": True}  # every count is compared
+    (tmp_path / "checkpoint.pt").write_bytes(b"newer weights")
+    assert evaluate_once(tmp_path, n_samples=100, n_is=10, n_test=200) == {"fresh": True}
+    assert len(calls) == 3

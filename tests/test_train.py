@@ -14,7 +14,7 @@ import yaml
 
 from ladder.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ladder.cli import main
-from ladder.config import ConfigError, preset_config
+from ladder.config import ConfigError, load_config, preset_config
 from ladder.data import load_dataset
 from ladder.model import build_model
 from ladder.train import (
@@ -27,6 +27,7 @@ from ladder.train import (
     select_device,
     select_precision,
     train,
+    train_run,
 )
 
 
@@ -497,3 +498,21 @@ def test_dead_outputs_are_warned_about_and_training_goes_on(mnist_small, tmp_pat
     assert not any("all-black" in m or "active" in m for m in messages)  # they wait for epoch 2
     record = trainer.history[-1]
     assert record["epoch"] == 1 and record["diag_dead_share"] > 0.5 and record["diag_stalled"]
+
+
+def test_train_run_resumes_an_interrupted_run_and_refuses_another_config(data_root, tmp_path):
+    cfg = load_config(preset="quick", prior="normal", overrides=[
+        "data.n_train=256", "data.n_test=64", "train.epochs=2", "train.progress=false"])
+    half = Trainer(cfg, tmp_path)
+    half.history.append(half.run_epoch())  # what fit() does, stopped after the first epoch
+    state = half.state()
+    del state["config"]["train"]["prior_steps"]  # a checkpoint from before that key existed
+    save_checkpoint(state, half.checkpoint_path)
+    trainer = train_run(cfg, tmp_path)
+    assert [r["epoch"] for r in trainer.history] == [1, 2]
+    assert trainer.history[0] == half.history[0]
+    assert train_run(cfg, tmp_path).epoch == 2  # finished: nothing more to train
+    other = load_config(preset="quick", prior="gmm", overrides=[
+        "data.n_train=256", "data.n_test=64", "train.epochs=2", "train.progress=false"])
+    with pytest.raises(ValueError, match="another config .*model.prior"):
+        train_run(other, tmp_path)

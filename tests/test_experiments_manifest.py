@@ -1,0 +1,99 @@
+"""The manifest: expansion at every scale, runs shared between experiments, the composed configs
+and --only."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from ladder.config import load_config, preset_config
+from ladder.experiments.manifest import (
+    SCALES,
+    ManifestError,
+    Run,
+    override_dict,
+    override_list,
+    select,
+)
+
+EXPECTED = {  # runs labelled by each experiment, at every scale
+    "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 2,
+    "ladder-levels": 20, "presets": 20,
+}
+UNIQUE = 50 + 25 + 30 + 1 + 15 + 2 + 10 + 10  # d_t = 2, n_levels = 1, paper preset: shared
+
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_manifest_expands_to_every_run(manifest, scale):
+    runs = manifest.runs(scale)
+    assert len(runs) == UNIQUE == len({r.id for r in runs})
+    labelled = Counter(exp for r in runs for exp in r.experiments)
+    assert dict(labelled) == EXPECTED
+    tables = [r for r in runs if "tables" in r.labels]
+    assert Counter((r.parameters["dataset"], r.parameters["prior"]) for r in tables) == {
+        (d, p): 5 for d in ("mnist", "fashion")
+        for p in ("normal", "vamp", "gmm", "hierarchical", "ladder")}
+    assert {r.parameters["seed"] for r in tables} == {0, 1, 2, 3, 4}
+    assert all(r.requires == "cuda" for r in runs if "celeba" in r.labels)
+    assert all(r.requires is None for r in runs if "celeba" not in r.labels)
+
+
+def test_equal_runs_are_shared(manifest):
+    runs = {r.id: r for r in manifest.runs("quick")}
+    shared = runs["mnist-ladder-seed0"]
+    assert shared.labels == {
+        "tables": {"dataset": "mnist", "prior": "ladder", "seed": 0},
+        "dt-ablation": {"dataset": "mnist", "d_t": 8, "seed": 0},
+        "ladder-levels": {"dataset": "mnist", "n_levels": 1, "seed": 0},
+        "presets": {"dataset": "mnist", "preset": "paper", "seed": 0},
+    }
+    assert runs["mnist-ladder-dt4-seed0"].parameters["overrides"] == {"model.n_mc": 10,
+                                                                       "model.d_t": 4}
+    assert override_dict(override_list({"a.b": None, "c.d": [0.9, 0.95], "e.f": "x"})) == {
+        "a.b": None, "c.d": [0.9, 0.95], "e.f": "x"}
+    assert runs["fig5-mnist-seed0"].needs == (
+        "mnist-ladder-seed0", "mnist-gmm-seed0", "mnist-normal-seed0")
+
+
+def _config(run: Run):
+    p = run.parameters
+    return load_config(preset=p["preset"], dataset=p["dataset"], prior=p["prior"],
+                       overrides=override_list(p["overrides"]))
+
+
+def test_scales_compose_the_documented_configs(manifest):
+    quick = {r.id: r for r in manifest.runs("quick")}
+    medium = {r.id: r for r in manifest.runs("medium")}
+    paper = {r.id: r for r in manifest.runs("paper")}
+    cfg = _config(quick["fashion-gmm-seed3"])
+    assert (cfg.preset, cfg.data.n_train, cfg.train.epochs, cfg.model.n_mc) == ("quick", 10_000,
+                                                                                 3, 10)
+    assert quick["fashion-gmm-seed3"].parameters["n_samples"] == 2000
+    cfg = _config(medium["mnist-vamp-seed0"])
+    assert (cfg.preset, cfg.data.n_train, cfg.train.epochs, cfg.model.n_mc) == ("paper", 20_000,
+                                                                                 6, 10)
+    # paper: SM E exactly, and the celeba preset's own settings
+    assert _config(paper["mnist-ladder-seed0"]).to_dict() == preset_config(
+        "paper", "mnist", "ladder").to_dict()
+    assert paper["mnist-ladder-seed0"].parameters["n_is"] == 1000
+    assert _config(paper["celeba-ladder-seed0"]).model.d_t == 32
+    # the reference preset gets the paper model's sizes below the paper scale, its own at it
+    ref = _config(quick["mnist-ladder-reference-seed0"])
+    assert (ref.preset, ref.model.d_z, ref.data.n_train, ref.train.epochs,
+            ref.train.warmup_epochs) == ("reference", 8, 10_000, 3, 1)
+    ref = _config(paper["fashion-ladder-reference-seed0"])
+    assert (ref.data.n_train, ref.train.epochs, ref.train.warmup_epochs) == (None, 30, 10)
+
+
+def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
+    runs = manifest.runs("quick")
+    chosen = select(runs, "mnist-*-seed0")
+    assert {r.id for r in chosen} >= {"mnist-normal-seed0", "mnist-ladder-dt2-seed0"}
+    assert all(r.id.startswith("mnist-") and r.id.endswith("seed0") for r in chosen)
+    assert [r.id for r in select(runs, "fig5-mnist-*")] == [
+        "mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0", "fig5-mnist-seed0"]
+    assert len(select(runs, "fig2, quick/fig4-*-seed1")) == 4
+    with pytest.raises(ManifestError, match="matches no run"):
+        select(runs, "nothing-like-this")

@@ -1,0 +1,89 @@
+"""The report, on synthetic finished runs: mean ± std over seeds, the paper's values beside
+ours, the runs cited, the planned rows that did not run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from ladder.experiments.manifest import Run
+from ladder.experiments.report import report
+from ladder.experiments.runner import DONE_FILE
+
+
+def _finish(runs_root: Path, run: Run, result: dict, wall: float = 60.0) -> None:
+    folder = run.directory(runs_root)
+    folder.mkdir(parents=True)
+    (folder / run.outputs[0]).write_text(json.dumps(result))
+    (folder / DONE_FILE).write_text(json.dumps({
+        "id": run.id, "wall_time_s": wall, "device": "cpu (test, 2 cores)",
+        "commit": "abc1234"}))
+
+
+def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
+    runs = {r.id: r for r in manifest.runs("quick")}
+    elbos = [-100.0, -102.0, -104.0]
+    for seed, elbo in enumerate(elbos):
+        metrics = {"elbo": {"elbo": elbo, "pixel_error_x100": 5.0 + seed},
+                   "cross_entropy": {"skipped": "test"}, "generation": {"fcd_generated": 10.0}}
+        if seed < 2:  # seed 2's evaluation predates -log p(x) in the tables: it is left out
+            metrics["log_likelihood"] = {"nll": 110.0 + 4 * seed}
+        _finish(tmp_path / "runs", runs[f"mnist-ladder-seed{seed}"], {"metrics": metrics})
+    _finish(tmp_path / "runs", runs["mnist-ladder-dt2-seed0"], {"metrics": {
+        "elbo": {"elbo": -99.0}, "generation": {"fcd_generated": 7.5}}})
+    _finish(tmp_path / "runs", runs["fig4-mnist-vamp-seed0"], {"clusters": {
+        "nmi": 0.5, "ari": 0.25, "n_components_used": 12}})
+    (runs["fig4-mnist-vamp-seed0"].directory(tmp_path / "runs") / "fig4.png").write_bytes(b"png")
+    lines: list[str] = []
+    written = report("quick", tmp_path / "runs", tmp_path / "results", manifest,
+                     echo=lines.append)
+    out = tmp_path / "results" / "quick"
+    assert out / "table3_elbo.md" in written and out / "figures" / \
+        "fig4_clusters_mnist_vamp.png" in written
+    md = (out / "table3_elbo.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| mnist | ladder |"))
+    # mean -102, sample std 2 (ddof 1); the paper's value beside it; the three runs cited
+    assert "| -102.0 ± 2.0 | 1562.5 ± 25.1 | 6.00 ± 1.00 | 2.2 ± 0.06 | 112.0 ± 2.8 | 3/5 |" \
+        in row
+    assert row.endswith("| mnist-ladder-seed0, mnist-ladder-seed1, mnist-ladder-seed2 |")
+    assert "| mnist | normal | - | 1528.6 ± 21.3 | - | 2.3 ± 0.06 | - | 0/5 | not run |" in md
+    assert "Scale: **quick**" in md and "Seeds: 0, 1, 2" in md
+    assert "Device: cpu (test, 2 cores). Commit: abc1234. Total run time: 3 min 00 s over 3 " \
+           "runs" in md
+    assert "| fashion | ladder |" in md  # planned rows are listed even when not run
+    rows = list(csv.DictReader(open(out / "table3_elbo.csv")))
+    ladder = next(r for r in rows if r["dataset"] == "mnist" and r["prior"] == "ladder")
+    assert math.isclose(float(ladder["ELBO mean"]), -102.0)
+    assert math.isclose(float(ladder["ELBO std"]), 2.0)
+    assert ladder["runs"] == "mnist-ladder-seed0 mnist-ladder-seed1 mnist-ladder-seed2"
+    assert ladder["ELBO (paper)"] == "1562.5 ± 25.1" and ladder["scale"] == "quick"
+    assert ladder["-log p(x) IS n"] == "2" and math.isclose(float(ladder["-log p(x) IS mean"]),
+                                                             112.0)
+    ablation = (out / "sm_table2_dt_ablation.md").read_text()
+    assert "| mnist | 8 | 10.00 ± 0.00 | 6.4 ± 1.3 |" in ablation  # d_t = 8: Table 3's runs
+    assert "| mnist | 2 | 7.50 | 58.7 ± 1.8 |" in ablation  # one seed: no ±
+    assert "E[log p(z)] prior's estimate" in (out / "table2_cross_entropy.md").read_text()
+    assert "| mnist | vamp | 0.500 | 0.250 | 12.0 | 1/5 | fig4-mnist-vamp-seed0 |" in (
+        out / "fig4_clusters.md").read_text()
+    assert not (out / "table1_celeba_fid.md").exists()  # no CelebA run finished
+    assert "table3_elbo.md" in (out / "README.md").read_text()
+
+
+def test_report_shows_kl_beside_the_cross_entropy_and_blanks_older_evaluations(manifest,
+                                                                               tmp_path):
+    runs = {r.id: r for r in manifest.runs("quick")}
+    ce = {"bound": -30.0, "importance_sampled": -29.0}
+    for seed, kl in ((0, 4.0), (1, 6.0)):
+        _finish(tmp_path / "runs", runs[f"mnist-gmm-seed{seed}"], {"metrics": {
+            "elbo": {"elbo": -100.0}, "cross_entropy": {**ce, "kl": kl, "kl_loo": kl - 3}}})
+    _finish(tmp_path / "runs", runs["mnist-normal-seed0"], {"metrics": {  # an older evaluation
+        "elbo": {"elbo": -100.0}, "cross_entropy": ce}})
+    report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
+    md = (tmp_path / "results" / "quick" / "table2_cross_entropy.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| dataset |"))
+    assert header.endswith("| E[log p(z)] importance sampled | KL(q(z)||p(z)) | seeds | runs |")
+    # bound, the paper's value, importance sampled, KL (mean ± std over seeds)
+    assert "| mnist | gmm | -30.00 ± 0.00 | -8.4 ± 0.9 | -29.00 ± 0.00 | 5.00 ± 1.41 | 2/5 |" in md
+    assert "| mnist | normal | -30.00 | -19.0 ± 0.1 | -29.00 | - | 1/5 |" in md
