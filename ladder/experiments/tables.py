@@ -34,8 +34,9 @@ class TableSpec:
 _FCD_NOTE = ("Ours: Fréchet distance on the project's LeNet classifier features (FCD; "
              "`ladder.features`), not the Inception FID of the paper, whose feature network the "
              "paper does not name for MNIST; compare the ordering of the priors, not the values.")
-_SCALE_NOTE = ("The paper's ELBO is on its own scale (reference-code-notes section 6); compare "
-               "the ordering of the priors, and our numbers across scales.")
+_SCALE_NOTE = ("The paper's ELBO is on its own scale (the book's appendix on the authors' code, "
+               "book/reference_code.md, section 6); compare the ordering of the priors, and our "
+               "numbers across scales.")
 
 
 def _frechet_columns(paper_table: str, block: str, prefix: str, digits: int,

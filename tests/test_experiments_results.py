@@ -1,0 +1,96 @@
+"""ladder.experiments.results: reading report folders across scales, and the agreement of our
+ordering of the priors with the paper's."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ladder.experiments.paper import PRIORS, paper_value
+from ladder.experiments.results import Results, ResultsError, agreement, agreement_table
+
+
+def _write_table(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text("# index\n")
+    with open(folder / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / f"{name}.md").write_text(f"# The {name} table\n\n| a |\n|---|\n| 1 |\n")
+
+
+def _rows(finished: int, total: int = 3) -> list[dict[str, str]]:
+    return [{"dataset": "mnist", "prior": p, "runs": "run" if i < finished else ""}
+            for i, p in enumerate(PRIORS[:total])]
+
+
+def test_a_table_comes_from_the_scale_with_most_finished_rows(tmp_path):
+    _write_table(tmp_path / "medium", "t", _rows(finished=1))
+    _write_table(tmp_path / "quick", "t", _rows(finished=3))
+    results = Results(tmp_path, ["paper", "medium", "quick"])
+    assert results.scales == ["medium", "quick"]
+    assert results.scale("t") == "quick"
+    assert [r["prior"] for r in results.rows("t")] == list(PRIORS[:3])
+
+
+def test_a_tie_goes_to_the_larger_scale(tmp_path):
+    _write_table(tmp_path / "medium", "t", _rows(finished=2))
+    _write_table(tmp_path / "quick", "t", _rows(finished=2))
+    assert Results(tmp_path, ["medium", "quick"]).scale("t") == "medium"
+
+
+def test_markdown_makes_the_title_bold(tmp_path):
+    _write_table(tmp_path / "quick", "t", _rows(finished=1))
+    text = Results(tmp_path, ["quick"]).markdown("t")
+    assert text.startswith("**The t table**\n") and "| 1 |" in text
+
+
+def test_figures_come_from_the_largest_scale_that_has_any(tmp_path):
+    _write_table(tmp_path / "medium", "t", _rows(1))
+    _write_table(tmp_path / "quick", "t", _rows(1))
+    (tmp_path / "quick" / "figures").mkdir()
+    (tmp_path / "quick" / "figures" / "fig4_a.png").write_bytes(b"png")
+    results = Results(tmp_path, ["medium", "quick"])
+    assert [p.name for p in results.figures("fig4_*.png")] == ["fig4_a.png"]
+    (tmp_path / "medium" / "figures").mkdir()
+    (tmp_path / "medium" / "figures" / "fig4_b.png").write_bytes(b"png")
+    assert [p.parent.parent.name for p in results.figures("fig4_*.png")] == ["medium"]
+    assert results.figures("none_*.png") == []
+
+
+def test_missing_results_and_tables_say_so(tmp_path):
+    with pytest.raises(ResultsError, match="ladder report"):
+        Results(tmp_path, ["quick"])
+    _write_table(tmp_path / "quick", "t", _rows(1))
+    with pytest.raises(ResultsError, match="other"):
+        Results(tmp_path, ["quick"]).folder("other")
+
+
+def _elbo_rows(transform) -> list[dict[str, str]]:
+    return [{"dataset": "mnist", "prior": p,
+             "ELBO mean": str(transform(paper_value("table3", "elbo", "mnist", p).mean))}
+            for p in PRIORS]
+
+
+@settings(max_examples=50, deadline=None)
+@given(scale=st.floats(0.01, 100), shift=st.floats(-1e4, 1e4))
+def test_agreement_is_one_for_the_paper_order_and_minus_one_for_its_reverse(scale, shift):
+    same = agreement(_elbo_rows(lambda v: scale * v + shift), "ELBO mean", ("table3", "elbo"), True)
+    reverse = agreement(_elbo_rows(lambda v: -scale * v + shift), "ELBO mean",
+                        ("table3", "elbo"), True)
+    assert same["mnist"].tau == 1 and reverse["mnist"].tau == -1
+    assert same["mnist"].best_ours == same["mnist"].best_paper == "ladder"
+    assert reverse["mnist"].best_ours == "vamp" and same["mnist"].priors == len(PRIORS)
+
+
+def test_agreement_skips_missing_values_and_lower_is_better():
+    rows = _elbo_rows(lambda v: v)
+    rows[0]["ELBO mean"] = "nan"
+    result = agreement(rows, "ELBO mean", ("table3", "elbo"), higher_better=False)
+    assert result["mnist"].priors == len(PRIORS) - 1 and result["mnist"].best_ours == "vamp"
+    assert "| mnist | +1.00 | 4 | vamp | vamp |" in agreement_table("ELBO", result)
