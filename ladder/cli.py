@@ -1,4 +1,4 @@
-"""The ``ladder`` command line: ``train``, ``evaluate``, ``diagnose``, ``sample``,
+"""The ``ladder`` command line: ``train``, ``evaluate``, ``diagnose``, ``sample``, ``slp``,
 ``train-classifier``, ``config``, ``reproduce``, ``report``.
 
 Run ``ladder COMMAND --help`` for each; ``python -m ladder`` is the same program. An error is one
@@ -202,6 +202,40 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_slp(args: argparse.Namespace) -> int:
+    from ladder.classifier import load_classifier
+    from ladder.data import load_dataset
+    from ladder.slp import PRESETS as SLP_PRESETS
+    from ladder.slp_eval import compare_slp_sp, comparison_table
+    from ladder.train import load_run
+
+    if args.preset not in SLP_PRESETS:
+        raise ValueError(f"--preset: unknown SLP preset {args.preset!r}; choose one of "
+                         f"{', '.join(sorted(SLP_PRESETS))}")
+    results = {}
+    for run in args.run_dirs:
+        started = time.perf_counter()
+        cfg, model = load_run(run, args.device or "auto")
+        device = next(model.parameters()).device
+        test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, device=device)
+        clf, meta = load_classifier(cfg.data.dataset)
+        name = f"{cfg.data.dataset}-{cfg.model.prior}"
+        name = name if name not in results else Path(run).name
+        results[name] = compare_slp_sp(
+            model, test.take(len(test)), clf.to(device), n_pairs=args.pairs, preset=args.preset,
+            seed=args.seed, n_boot=args.n_boot,
+        )  # fmt: skip
+        print(f"{run}: {name}, {args.pairs} pairs, classifier {meta['weights_hash']}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    print(comparison_table(results))
+    if args.figure:
+        from ladder.plots.slp import plot_slp_vs_sp
+
+        plot_slp_vs_sp(results).savefig(args.figure, dpi=120)
+        print(f"wrote {args.figure}")
+    return 0
+
+
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from ladder.checkpoint import ensure_folder
     from ladder.classifier import classifier_cache_dir, classifier_dataset, train_and_cache
@@ -358,6 +392,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png)")
     p.add_argument("--device")
     p.set_defaults(func=_cmd_sample)
+
+    p = command(
+        "slp",
+        help="shortest likely path against the straight line (Fig 5) for trained runs",
+        description=(
+            "For random pairs of test images, the shortest likely path of Eq (9) against linear"
+            " interpolation, in latent space and on the decoded frames (book chapter 5), as one"
+            " Markdown table over the runs, with the cached evaluation classifier."
+        ),
+    )
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--pairs", type=_int_between(1, MAX_GRID), default=100,
+                   help="random test pairs per run (default 100)")
+    p.add_argument("--preset", default="reference",
+                   help="the SLP optimiser's settings, ladder.slp.PRESETS: reference (default) "
+                        "or paper")
+    p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0,
+                   help="picks the pairs and the bootstrap resamples")
+    p.add_argument("--n-boot", type=_int_between(1, 100_000), default=100,
+                   help="bootstrap resamples of the FCD difference (default 100)")
+    p.add_argument("--figure", type=Path, help="save the distribution over pairs to this file")
+    p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
+    p.set_defaults(func=_cmd_slp)
 
     p = command("train-classifier", help="train the evaluation classifier of a dataset")
     p.add_argument("--dataset", required=True, help="mnist or fashion (or an alias: fmnist ...)")

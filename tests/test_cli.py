@@ -94,6 +94,12 @@ CASES = {
     "diagnose-nan": (["diagnose", "{nan}"], "is not finite (NaN or inf)"),
     "diagnose-n-1": (["diagnose", "{good}", "--n", "1"], "--n: 1 is not between 2 and 10000"),
     "diagnose-no-cuda": (["diagnose", "{good}", "--device", "cuda"], "CUDA is not available"),
+    # slp
+    "slp-missing": (["slp", "{root}/absent"], "no checkpoint at"),
+    "slp-nan": (["slp", "{nan}"], "is not finite (NaN or inf)"),
+    "slp-pairs-0": (["slp", "{good}", "--pairs", "0"], "--pairs: 0 is not between 1 and 10000"),
+    "slp-preset": (["slp", "{good}", "--preset", "fast"], "unknown SLP preset 'fast'"),
+    "slp-no-cuda": (["slp", "{good}", "--device", "cuda"], "CUDA is not available"),
     # train-classifier
     "classifier-cifar": (["train-classifier", "--dataset", "cifar"], "unknown dataset 'cifar'"),
     "classifier-celeba": (["train-classifier", "--dataset", "celeba"],
