@@ -1,17 +1,35 @@
-"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout)."""
+"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout);
+shared helpers: the DP-GMM tests' Gaussian blobs and warning-free fits."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.exceptions import ConvergenceWarning
 
 CELEBA_N = 12  # synthetic images
 CELEBA_W, CELEBA_H = 178, 218  # the size of CelebA's aligned images
 CELEBA_BAND = 20  # rows of black at the top; a centred 178x178 crop removes them
+
+
+def blobs(n: int, d: int, k: int, seed: int = 0, spread: float = 4.0) -> np.ndarray:
+    """n points in k well separated Gaussian blobs in R^d."""
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(k, d) * spread
+    return centres[rng.randint(k, size=n)] + rng.randn(n, d) * (0.5 + rng.rand(n, 1))
+
+
+def quiet(model: Any, X: Any, **kwargs: Any) -> Any:
+    """``model.fit(X, **kwargs)`` with ConvergenceWarning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, **kwargs)
 
 
 def celeba_colour(i: int) -> tuple[int, int, int]:
