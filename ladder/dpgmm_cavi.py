@@ -177,7 +177,7 @@ def log_rho(X: Tensor, q: Posterior) -> Tensor:
     (N, K), with the quadratic term nu_k (x_i - m_k)^T W_k (x_i - m_k) =
     (x_i - m_k)^T E[Lambda_k] (x_i - m_k)."""
     distances = MahalanobisForm.build(q.m, q.chol, X.new_zeros(X.shape[1]))(X)
-    return log_rho_offset(q) - 0.5 * distances
+    return torch.add(log_rho_offset(q), distances, alpha=-0.5)  # one pass over (N, K)
 
 
 def responsibilities(log_rho: Tensor) -> tuple[Tensor, Tensor]:
@@ -185,19 +185,21 @@ def responsibilities(log_rho: Tensor) -> tuple[Tensor, Tensor]:
     of q(k) for the bound, as log s_i - sum_k r_ik (log rho_ik - max_j log rho_ij) with
     s_i = sum_k exp(log rho_ik - max_j log rho_ij)."""
     shifted = log_rho - log_rho.amax(1, keepdim=True)
-    unnormalised = shifted.exp()
-    norm = unnormalised.sum(1, keepdim=True)
-    resp = unnormalised / norm
-    entropy = torch.log(norm).sum() - (resp * shifted).sum()
+    resp = shifted.exp()
+    norm = resp.sum(1, keepdim=True)
+    resp /= norm
+    entropy = torch.log(norm).sum() - torch.dot(resp.flatten(), shifted.flatten())
     return resp, entropy
 
 
 def sufficient_statistics(X: Tensor, resp: Tensor) -> Statistics:
     """N_k, xbar_k and N_k S_k of the responsibilities ``resp`` (N, K) (Bishop 10.51-10.53)."""
     n, d = X.shape
-    counts = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
-    means = resp.T @ X / counts[:, None]
-    second = (resp.T @ (X[:, :, None] * X[:, None, :]).reshape(n, d * d)).view(-1, d, d)
+    outer = (X[:, :, None] * X[:, None, :]).reshape(n, d * d)
+    moments = resp.T @ torch.cat([torch.ones_like(X[:, :1]), X, outer], 1)  # one pass over r
+    counts = moments[:, 0] + 10 * torch.finfo(resp.dtype).eps  # sum_i r_ik
+    means = moments[:, 1:d + 1] / counts[:, None]  # sum_i r_ik x_i / N_k
+    second = moments[:, d + 1:].reshape(-1, d, d)  # sum_i r_ik x_i x_i^T
     return Statistics(counts, means, second - counts[:, None, None] * means[:, :, None]
                       * means[:, None, :])
 

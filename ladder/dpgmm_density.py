@@ -80,7 +80,7 @@ class MahalanobisForm:
         n, d = points.shape
         if d <= max_quadratic_d:
             u = offset64(points, self.center64)
-            return (quadratic_features(u) @ self.weights64).clamp_min(0.0).to(points.dtype)
+            return (quadratic_features(u) @ self.weights64).clamp_min_(0.0).to(points.dtype)
         k = self.m_chol.shape[0]
         with torch.autocast(points.device.type, enabled=False):  # in t's dtype under bf16 training
             y = ((points - self.center) @ self.chol_cat).view(n, k, d) - self.m_chol
