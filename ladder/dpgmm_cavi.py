@@ -27,9 +27,10 @@ from ladder.numerics import LOG_2PI
 
 __all__ = [
     "CaviRun", "Posterior", "Prior", "Statistics", "break_sticks", "coordinate_ascent", "elbo",
-    "expected_log_det_precision", "expected_log_weights", "expected_weights", "log_rho",
-    "m_step", "responsibilities", "sufficient_statistics", "update_normal_wishart",
-    "update_sticks",
+    "expected_log_det_precision", "expected_log_likelihood", "expected_log_sticks",
+    "expected_log_weights", "expected_weights", "log_det_expected_precision", "log_rho",
+    "log_rho_offset", "log_wishart_norm", "m_step", "normal_wishart_kl", "responsibilities",
+    "stick_kl", "sufficient_statistics", "update_normal_wishart", "update_sticks",
 ]
 
 
@@ -228,9 +229,8 @@ def expected_log_likelihood(stats: Statistics, q: Posterior) -> Tensor:
     prec = q.precision
     gap = stats.means - q.m
     spread = (stats.scatter * prec).sum((-2, -1))  # N_k tr(S_k E[Lambda_k])
-    offset = torch.einsum("ki,kij,kj->k", gap, prec, gap)
-    return (stats.counts * log_rho_offset(q)).sum() - 0.5 * (spread
-                                                             + stats.counts * offset).sum()
+    shift = stats.counts * torch.einsum("ki,kij,kj->k", gap, prec, gap)
+    return (stats.counts * log_rho_offset(q) - 0.5 * (spread + shift)).sum()
 
 
 def stick_kl(q: Posterior, prior: Prior) -> Tensor:

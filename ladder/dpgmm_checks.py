@@ -15,8 +15,8 @@ from torch import Tensor
 from ladder.dpgmm_init import INIT_PARAMS
 from ladder.dpgmm_log_prob import LOG_PROB_KINDS
 
-__all__ = ["check_hyper", "check_init_resp", "check_log_prob_points", "check_points",
-           "is_int", "is_real", "priors_in_effect", "singular_to_rounding",
+__all__ = ["check_hyper", "check_init_resp", "check_log_prob_points", "check_points", "float_dtype",
+           "is_int", "is_real", "prior_tensor", "priors_in_effect", "singular_to_rounding",
            "spd_problems"]
 
 

@@ -30,7 +30,8 @@ from ladder.dpgmm_cavi import (
 from ladder.dpgmm_density import MAX_QUADRATIC_D, MahalanobisForm, QuadraticLogSumExp
 from ladder.numerics import LOG_2PI, logsumexp
 
-__all__ = ["FUSED_KINDS", "LOG_PROB_KINDS", "DensityTables", "density_tables", "log_prob"]
+__all__ = ["FUSED_KINDS", "LOG_PROB_KINDS", "DensityTables", "component_log_prob", "density_tables",
+           "log_prob"]
 
 LOG_PROB_KINDS = ("bound", "plugin", "predictive")
 FUSED_KINDS = ("bound", "plugin")  # a_k(t) = c_k - maha_k(t) / 2: the training kinds
