@@ -1,5 +1,4 @@
-"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout);
-shared helpers: the DP-GMM tests' Gaussian blobs and warning-free fits."""
+"""Shared fixtures: the MNIST / Fashion-MNIST root and a synthetic CelebA (torchvision layout)."""
 
 from __future__ import annotations
 
@@ -11,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.exceptions import ConvergenceWarning
 
 CELEBA_N = 12  # synthetic images
 CELEBA_W, CELEBA_H = 178, 218  # the size of CelebA's aligned images
 CELEBA_BAND = 20  # rows of black at the top; a centred 178x178 crop removes them
+
+
+# helpers of the DP-GMM tests (tests/test_dpgmm*.py)
 
 
 def blobs(n: int, d: int, k: int, seed: int = 0, spread: float = 4.0) -> np.ndarray:
@@ -26,9 +27,9 @@ def blobs(n: int, d: int, k: int, seed: int = 0, spread: float = 4.0) -> np.ndar
 
 
 def quiet(model: Any, X: Any, **kwargs: Any) -> Any:
-    """``model.fit(X, **kwargs)`` with ConvergenceWarning silenced."""
+    """``model.fit(X, **kwargs)`` of a DPGMM without its "did not converge" warning."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="DPGMM did not converge")
         return model.fit(X, **kwargs)
 
 
