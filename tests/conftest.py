@@ -4,7 +4,9 @@ the experiments' manifest."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +17,23 @@ from ladder.experiments.manifest import Manifest, load_manifest
 CELEBA_N = 12  # synthetic images
 CELEBA_W, CELEBA_H = 178, 218  # the size of CelebA's aligned images
 CELEBA_BAND = 20  # rows of black at the top; a centred 178x178 crop removes them
+
+
+# helpers of the DP-GMM tests (tests/test_dpgmm*.py)
+
+
+def blobs(n: int, d: int, k: int, seed: int = 0, spread: float = 4.0) -> np.ndarray:
+    """n points in k well separated Gaussian blobs in R^d."""
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(k, d) * spread
+    return centres[rng.randint(k, size=n)] + rng.randn(n, d) * (0.5 + rng.rand(n, 1))
+
+
+def quiet(model: Any, X: Any, **kwargs: Any) -> Any:
+    """``model.fit(X, **kwargs)`` of a DPGMM without its "did not converge" warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DPGMM did not converge")
+        return model.fit(X, **kwargs)
 
 
 def celeba_colour(i: int) -> tuple[int, int, int]:

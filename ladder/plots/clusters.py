@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse
 from torch import Tensor
 
 from ladder.metrics import MixtureView
+from ladder.plots.ellipses import two_sigma_ellipse
 
 MIN_DRAWN_WEIGHT = 1e-2
 """Components below this weight are not drawn (as in the reference code's figure)."""
@@ -35,10 +35,7 @@ def draw_mixture(ax: Axes, view: MixtureView, labels: Tensor | np.ndarray | None
                        strict=True):
         if w < MIN_DRAWN_WEIGHT:
             continue
-        vals, vecs = np.linalg.eigh(c)
-        angle = np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1]))
-        ax.add_patch(Ellipse(m, 4 * np.sqrt(vals[-1]), 4 * np.sqrt(vals[0]), angle=angle,
-                             fill=False, color="k", lw=0.3 + 2.5 * w / top))
+        ax.add_patch(two_sigma_ellipse(m, c, color="k", lw=0.3 + 2.5 * w / top))
     ax.set(xlabel=f"${view.space}_1$", ylabel=f"${view.space}_2$", title=title)
 
 
