@@ -1,6 +1,7 @@
 """Open the built book in headless Chromium with no network; screenshot it and check what rendered.
 
     python scripts/browser_check.py [--html _build/html] [--out _build/browser-check]
+    python scripts/browser_check.py --static [--html _build/html]   # no browser: the static checks
 
 `make browser-check` builds the book first. The pages are served from 127.0.0.1 and every other
 host name resolves to nothing, so the check proves the pages work offline. For every page under
@@ -11,11 +12,16 @@ book/ it fails (exit 1), listing what is missing, unless
 * every image the page shows exists in the build;
 * no Markdown table is left as pipe text (a `|---|` row outside code blocks: a cell's Markdown
   output parsed without MyST's tables);
+* every citation links to its entry in the bibliography (sphinxcontrib-bibtex renders a key
+  missing from book/references.bib as a `bibtex-citation` span with no link in it, after a warning
+  that `jupyter-book build -W` also fails on);
 and unless the book has at least one equation, one widget and one figure (`--require`).
 Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
 around the book's first display equation, widget and figure; look at them. (Headless Chromium
 paints a scrolled page blank, so the page is measured by a script the local server adds to it,
-shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`).
+shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`), except with
+`--static`, which runs only the checks that read the HTML files (external loads, bundles loaded
+twice, missing images, pipe tables, unresolved citations) and takes no screenshots.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ class Page:
     images: list[str] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)  # script src, stylesheet href
     raw_tables: int = 0  # text runs outside <pre>/<code> holding a Markdown table's |---| row
+    citations: int = 0  # sphinxcontrib-bibtex citations (<span class="bibtex-citation">)
+    unresolved: int = 0  # citations with no link inside: a key missing from the .bib file
     height: int = 0  # measured page height (dumped DOM only)
     boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
 
@@ -100,6 +108,14 @@ class Scan(HTMLParser):
             marks.add("math")
         if "widget-subarea" in classes:
             marks.add("subarea")
+        if tag == "span" and "bibtex-citation" in classes:
+            self.page.citations += 1
+            marks.add("citation")
+        if tag == "a" and a.get("href"):
+            for _, open_marks in reversed(self.stack):
+                if "citation" in open_marks:
+                    open_marks.add("linked")
+                    break
         if tag == "mjx-container":
             self._mark_enclosing("math", "typeset")
         if "jupyter-widgets" in classes:
@@ -135,6 +151,8 @@ class Scan(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         for i in range(len(self.stack) - 1, -1, -1):
             if self.stack[i][0] == tag:
+                self.page.unresolved += sum("citation" in marks and "linked" not in marks
+                                            for _, marks in self.stack[i:])
                 del self.stack[i:]
                 return
 
@@ -187,12 +205,39 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
             found.append(f"loads {bundle} {n} times (is there a top-level _static/ folder?)")
     if page.raw_tables:
         found.append(f"{page.raw_tables} Markdown table(s) shown as pipe text, not rendered")
+    if page.unresolved:
+        found.append(f"{page.unresolved} of {page.citations} citations link to no bibliography "
+                     "entry (a key missing from book/references.bib?)")
     for src in page.images:
         if not urlsplit(src).scheme and not src.startswith("data:"):
             target = (page_path.parent / unquote(urlsplit(src).path)).resolve()
             if html_dir.resolve() not in target.parents or not target.is_file():
                 found.append(f"image {src} is missing from the build")
     return found
+
+
+def static_check(html_dir: Path, pages: list[str] | None) -> int:
+    """``--static``: :func:`static_problems` of every page, with no browser."""
+    pages = pages or sorted(p.relative_to(html_dir).as_posix()
+                            for p in (html_dir / "book").glob("*.html"))
+    if not pages:
+        print(f"browser-check: no pages under {html_dir}/book; run `make book`", file=sys.stderr)
+        return 2
+    failures = {}
+    for name in pages:
+        page = scan((html_dir / name).read_text(encoding="utf-8"))
+        found = static_problems(page, html_dir, html_dir / name)
+        print(f"browser-check --static: {name}: {page.math} equations, {page.views} widget views, "
+              f"{len(page.images)} images, {page.citations} citations"
+              + ("  FAILED" if found else ""))
+        if found:
+            failures[name] = found
+    for name, found in failures.items():
+        print(f"{name}:", *(f"  - {item}" for item in found), sep="\n", file=sys.stderr)
+    if failures:
+        return 1
+    print(f"browser-check --static: {len(pages)} pages OK")
+    return 0
 
 
 def crop(page_shot: Path, box: tuple[int, int], out: Path) -> None:
@@ -217,8 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-ms", type=int, default=10000, help="virtual time per page")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--max-height", type=int, default=12000, help="cut longer pages' shots")
+    parser.add_argument("--static", action="store_true",
+                        help="only the checks that read the HTML files; no Chromium, no shots")
     args = parser.parse_args(argv)
 
+    if args.static:
+        return static_check(args.html, args.pages)
     if not args.chromium:
         print("browser-check: no Chromium found; `apt-get install -y chromium` (Debian)",
               file=sys.stderr)
