@@ -62,7 +62,7 @@ def aggregate_log_density_at_codes(z: Tensor, mu: Tensor, std: Tensor) -> tuple[
       the population's aggregate posterior q (E H[q_N] <= H[q], entropy being concave), so
       -mean - E[log p(z)] is, in expectation, an upper bound on KL(q || p); the excess grows
       as the posteriors narrow against the spacing of the codes (H[q_N] <= log N + mean H[q(z|x)]).
-    * log q_-n(z_n): the mixture of the other N - 1 posteriors (leave one out), an unbiased
+    * ``log q_-n(z_n)``: the mixture of the other N - 1 posteriors (leave one out), an unbiased
       estimate of q(z_n) whose log is biased low (Jensen), so the same KL from it is, in
       expectation, a lower bound on KL(q || p) (a kernel density estimate; it can be negative).
 

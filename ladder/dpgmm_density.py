@@ -9,7 +9,7 @@ of two forms:
   phi(u) = [u_i u_j (i <= j), u_i, 1] of u = t - center (:func:`ladder.numerics.quadratic_features`):
   an (N, F) @ (F, K) matrix product instead of elementwise passes over (N, K, d). Its terms cancel
   for tight components, so that product is taken in float64;
-* above, where F ~ d^2/2 outgrows d K, as |u U_k - m_k U_k|^2 with the Cholesky factors U_k.
+* above, where F ~ d^2/2 outgrows d K, as ``|u U_k - m_k U_k|^2`` with the Cholesky factors U_k.
 
 :class:`QuadraticLogSumExp` is the training kinds' log sum_k exp(c_k - distance_k / 2) with a
 hand-written gradient (Eq (7) is evaluated on 100 samples per image in every training step).

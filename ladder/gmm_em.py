@@ -9,7 +9,7 @@ the reference code's choice). :func:`fit_gmm` mirrors scikit-learn 1.9's
 
 * parameters are held as (weights, means, U_k), U_k upper triangular with U_k U_k^T = Lambda_k
   (scikit-learn's ``precisions_cholesky_``); a warm start factors the given precisions so;
-* E-step: log N(x; m_k, Lambda_k^-1) = -(d log 2 pi + |x U_k - m_k U_k|^2) / 2 + log|U_k|;
+* E-step: ``log N(x; m_k, Lambda_k^-1) = -(d log 2 pi + |x U_k - m_k U_k|^2) / 2 + log|U_k|``;
 * M-step: N_k = sum_i r_ik + 10 eps, m_k = sum_i r_ik x_i / N_k, S_k = sum_i r_ik (x_i - m_k)
   (x_i - m_k)^T / N_k + ``reg_covar`` I, w_k = N_k / sum_j N_j, U_k = (chol S_k)^-T;
 * stop when the mean per-sample log-likelihood (the lower bound, computed in the E-step before

@@ -126,3 +126,22 @@ def test_contributing_package_map_lists_each_modules_imports():
         if stated != actual:
             wrong[modules] = sorted(actual)
     assert wrong == {}
+
+
+def test_every_module_has_an_api_page_in_the_index_and_the_toc():
+    """book/api/ladder.<module>.md documents each module of the package (autodoc), book/api.md
+    links it and _toc.yml builds it; a new module without them fails here, not silently."""
+    modules = sorted(
+        ".".join(("ladder", *p.relative_to(ROOT / "ladder").with_suffix("").parts)).removesuffix(
+            ".__init__")
+        for p in (ROOT / "ladder").rglob("*.py")
+        if p.name != "__main__.py" and p != ROOT / "ladder" / "__init__.py")
+    index = (ROOT / "book" / "api.md").read_text()
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    (api,) = [c for part in toc["parts"] for c in part["chapters"] if c["file"] == "book/api"]
+    built = {s["file"].removeprefix("book/api/") for s in api["sections"]}
+    for name in modules:
+        page = (ROOT / "book" / "api" / f"{name}.md").read_text()
+        assert f".. automodule:: {name}\n" in page, name
+        assert f"](api/{name}.md)" in index, name
+    assert built == set(modules)
