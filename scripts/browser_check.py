@@ -15,13 +15,16 @@ book/ it fails (exit 1), listing what is missing, unless
 * every citation links to its entry in the bibliography (sphinxcontrib-bibtex renders a key
   missing from book/references.bib as a `bibtex-citation` span with no link in it, after a warning
   that `jupyter-book build -W` also fails on);
+* no display equation is wider than MAX_DISPLAY_EX (an estimate from its TeX source in the HTML,
+  :func:`display_width_ex`): a longer one runs past the text column; break it with
+  an `aligned` block, as CONTRIBUTING.md says;
 and unless the book has at least one equation, one widget and one figure (`--require`).
 Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
 around the book's first display equation, widget and figure; look at them. (Headless Chromium
 paints a scrolled page blank, so the page is measured by a script the local server adds to it,
 shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`), except with
 `--static`, which runs only the checks that read the HTML files (external loads, bundles loaded
-twice, missing images, pipe tables, unresolved citations) and takes no screenshots.
+twice, missing images, pipe tables, unresolved citations, wide equations) and takes no screenshots.
 """
 
 from __future__ import annotations
@@ -52,6 +55,124 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
+MAX_DISPLAY_EX = 85.0
+"""The widest display equation allowed, in ex of MathJax's TeX font (1em = 2.26ex). At 1920 px the
+text column is about 90 ex; :func:`display_width_ex` is within about 15% of MathJax's width."""
+_TEX_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^&]|[^\\{}_^&\s]")
+_TEX_SPACE = {r"\,": 0.167, r"\:": 0.222, r"\;": 0.278, r"\ ": 0.25, r"\!": -0.167,
+              r"\quad": 1.0, r"\qquad": 2.0}
+_TEX_REL = {"=", "<", ">", r"\ge", r"\le", r"\geq", r"\leq", r"\approx", r"\sim", r"\propto",
+            r"\mid", r"\Longrightarrow", r"\Rightarrow", r"\to", r"\equiv", r"\ne", r"\neq"}
+_TEX_BIN = {"+", "-", r"\pm", r"\cdot", r"\times"}
+_TEX_NONE = {r"\left", r"\right", r"\big", r"\Big", r"\bigg", r"\Bigg", r"\textstyle",
+             r"\displaystyle", r"\limits", r"\nolimits", r"\nonumber", r"\notag", "&", "\\\\"}
+_TEX_TEXT = {r"\text", r"\textrm", r"\mbox", r"\mathrm", r"\operatorname"}
+
+
+def _tex_groups(tokens: list[str]) -> list:
+    """Tokens nested by {...} groups."""
+    stack: list[list] = [[]]
+    for t in tokens:
+        if t == "{":
+            stack.append([])
+        elif t == "}" and len(stack) > 1:
+            group = stack.pop()
+            stack[-1].append(group)
+        else:
+            stack[-1].append(t)
+    while len(stack) > 1:  # unbalanced: close what is open
+        group = stack.pop()
+        stack[-1].append(group)
+    return stack[0]
+
+
+def _tex_width(items: list, size: float = 1.0) -> float:
+    """Width in em of a token list at `size` (1: display, 0.71: a script)."""
+    width, i = 0.0, 0
+
+    def arg() -> list:
+        nonlocal i
+        i += 1
+        item = items[i - 1] if i - 1 < len(items) else []
+        return item if isinstance(item, list) else [item]
+
+    def script_follows() -> bool:
+        return i < len(items) and items[i] in ("_", "^")
+
+    while i < len(items):
+        t = items[i]
+        i += 1
+        if isinstance(t, list):
+            width += _tex_width(t, size)
+        elif t in ("_", "^"):
+            width += _tex_width(arg(), size * 0.71)
+        elif t in (r"\begin", r"\end"):
+            arg()
+        elif t in _TEX_NONE:
+            pass
+        elif t in _TEX_SPACE:
+            width += _TEX_SPACE[t] * size
+        elif t in (r"\frac", r"\tfrac", r"\dfrac", r"\binom"):  # the wider of the two
+            s = size * (0.71 if t == r"\tfrac" else 1.0)
+            width += max(_tex_width(arg(), s), _tex_width(arg(), s)) + 0.24 * size
+        elif t in (r"\underbrace", r"\overbrace"):  # the body or its label, the wider
+            body = _tex_width(arg(), size)
+            label = 0.0
+            if script_follows():
+                i += 1
+                label = _tex_width(arg(), size * 0.71)
+            width += max(body, label)
+        elif t == r"\xrightarrow":
+            width += (max(1.0, _tex_width(arg(), size * 0.71) + 0.6) + 0.56) * size
+        elif t in _TEX_TEXT:
+            chars = [c for c in _flatten(arg()) if not c.startswith("\\")]
+            width += 0.5 * len(chars) * size
+        elif t in (r"\sum", r"\prod"):  # display limits sit under and over the operator
+            op = 1.44 * size
+            while script_follows():
+                i += 1
+                op = max(op, _tex_width(arg(), size * 0.71))
+            width += op + 0.17 * size
+        elif t in (r"\log", r"\exp"):
+            width += 1.57 * size
+        elif t in _TEX_REL:
+            width += (0.78 + (0.56 if size == 1.0 else 0.0)) * size
+        elif t in _TEX_BIN:
+            width += (0.78 + (0.44 if size == 1.0 else 0.0)) * size
+        elif t in (",", ";"):
+            width += 0.45 * size
+        elif t in (".", "'", "!", "|"):
+            width += 0.28 * size
+        elif t in ("(", ")", "[", "]", r"\|", r"\{", r"\}", r"\lVert", r"\rVert"):
+            width += 0.39 * size
+        else:  # a letter, digit or symbol
+            width += 0.55 * size
+    return width
+
+
+def _flatten(items: list) -> list[str]:
+    return [x for item in items for x in (_flatten(item) if isinstance(item, list) else [item])]
+
+
+def display_width_ex(tex: str) -> float:
+    """Estimated width in ex of a display equation's widest row: rows split at \\\\ and their
+    &-columns as wide as the widest in that column (an aligned block), scripts at 71%, a fraction
+    as wide as its wider part, an underbrace as its body or label."""
+    items = _tex_groups(_TEX_TOKEN.findall(re.sub(r"(?<!\\)%.*", "", tex)))
+    rows: list[list[list]] = [[[]]]
+    for t in items:  # only the top level and aligned blocks' own group level split rows
+        if t == "\\\\":
+            rows.append([[]])
+        elif t == "&":
+            rows[-1].append([])
+        else:
+            rows[-1][-1].append(t)
+    ncol = max(len(row) for row in rows)
+    cols = [max((_tex_width(row[c]) for row in rows if c < len(row)), default=0.0)
+            for c in range(ncol)]
+    return 2.26 * max(sum(cols[:len(row) - 1]) + _tex_width(row[-1]) for row in rows)
+
+
 # Added to every page served: after MathJax and the widgets have rendered, record the page height
 # and the first equation, widget and figure as <html data-check-NAME="top,height"> for the dump.
 MEASURE = b"""<script>window.addEventListener("load", () => setTimeout(() => {
@@ -83,6 +204,7 @@ class Page:
     raw_tables: int = 0  # text runs outside <pre>/<code> holding a Markdown table's |---| row
     citations: int = 0  # sphinxcontrib-bibtex citations (<span class="bibtex-citation">)
     unresolved: int = 0  # citations with no link inside: a key missing from the .bib file
+    wide_math: list[tuple[float, str]] = field(default_factory=list)  # (width ex, TeX) too wide
     height: int = 0  # measured page height (dumped DOM only)
     boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
 
@@ -92,6 +214,7 @@ class Scan(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.page = Page()
         self.stack: list[tuple[str, set[str]]] = []  # open elements: (tag, marks)
+        self.display_tex: list[str] = []  # the text of the open display equation (div.math)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -106,6 +229,9 @@ class Scan(HTMLParser):
         if "math" in classes and tag in ("div", "span"):
             self.page.math += 1
             marks.add("math")
+            if tag == "div":
+                marks.add("display")
+                self.display_tex = []
         if "widget-subarea" in classes:
             marks.add("subarea")
         if tag == "span" and "bibtex-citation" in classes:
@@ -144,6 +270,8 @@ class Scan(HTMLParser):
                 return
 
     def handle_data(self, data: str) -> None:
+        if any("display" in marks for _, marks in self.stack):
+            self.display_tex.append(data)
         in_code = any(tag in ("pre", "code", "script", "style") for tag, _ in self.stack)
         if not in_code and RAW_TABLE_RULE.search(data):
             self.page.raw_tables += 1
@@ -153,8 +281,18 @@ class Scan(HTMLParser):
             if self.stack[i][0] == tag:
                 self.page.unresolved += sum("citation" in marks and "linked" not in marks
                                             for _, marks in self.stack[i:])
+                if any("display" in marks for _, marks in self.stack[i:]):
+                    self._measure_display()
                 del self.stack[i:]
                 return
+
+    def _measure_display(self) -> None:
+        # Sphinx writes a display equation as \[...\] (after the number's span, if numbered)
+        for tex in re.findall(r"\\\[(.*?)\\\]", "".join(self.display_tex), re.S):
+            width = display_width_ex(tex)
+            if width > MAX_DISPLAY_EX:
+                self.page.wide_math.append((width, " ".join(tex.split())))
+        self.display_tex = []
 
 
 def scan(html: str) -> Page:
@@ -208,6 +346,9 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
     if page.unresolved:
         found.append(f"{page.unresolved} of {page.citations} citations link to no bibliography "
                      "entry (a key missing from book/references.bib?)")
+    for width, tex in page.wide_math:
+        found.append(f"a display equation about {width:.0f}ex wide (over {MAX_DISPLAY_EX:.0f}ex, "
+                     f"past the text column; break it with aligned): {tex[:70]}...")
     for src in page.images:
         if not urlsplit(src).scheme and not src.startswith("data:"):
             target = (page_path.parent / unquote(urlsplit(src).path)).resolve()
