@@ -373,11 +373,16 @@ def static_check(html_dir: Path, pages: list[str] | None) -> int:
               + ("  FAILED" if found else ""))
         if found:
             failures[name] = found
+    return verdict("browser-check --static", failures, len(pages))
+
+
+def verdict(prefix: str, failures: dict[str, list[str]], n_pages: int) -> int:
+    """Print each page's problems to stderr; 1 if there were any, else 0 after the OK line."""
     for name, found in failures.items():
         print(f"{name}:", *(f"  - {item}" for item in found), sep="\n", file=sys.stderr)
     if failures:
         return 1
-    print(f"browser-check --static: {len(pages)} pages OK")
+    print(f"{prefix}: {n_pages} pages OK")
     return 0
 
 
@@ -455,12 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [feature for feature in args.require if feature not in first]
     if missing:
         failures["the book"] = [f"has no {feature}" for feature in missing]
-    for name, found in failures.items():
-        print(f"{name}:", *(f"  - {item}" for item in found), sep="\n", file=sys.stderr)
-    if failures:
-        return 1
-    print(f"browser-check: {len(pages)} pages OK")
-    return 0
+    return verdict("browser-check", failures, len(pages))
 
 
 if __name__ == "__main__":
