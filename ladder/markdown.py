@@ -66,7 +66,10 @@ def format_duration(seconds: float) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """A Markdown table: the header, the separator and one line per row (no final newline)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
+    """A Markdown table: the header, the separator and one line per row (no final newline). A
+    ``|`` inside a cell, as in ``KL(q||p)``, is escaped so that it does not split the cell."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])

@@ -232,7 +232,7 @@ def test_summary_table_leaves_keys_an_older_evaluation_lacks_blank():
     new["metrics"]["cross_entropy"] = {**ce, "kl": 3.25, "kl_stderr": 0.25}
     old["metrics"]["cross_entropy"] = ce  # written before KL was reported
     table = summary_table([new, old], ["new", "old"])
-    kl_row = next(line for line in table.splitlines() if line.startswith("| KL(q(z) || p(z)) ("))
+    kl_row = next(line for line in table.splitlines() if line.startswith("| KL(q(z) \\|\\| p(z)) ("))
     assert kl_row.endswith("| 3.25 ± 0.25 | - |")
     assert "| E_q(z)[log p(z)], importance sampled | -19.00 ± 0.50 | -19.00 ± 0.50 |" in table
 

@@ -83,7 +83,7 @@ def test_report_shows_kl_beside_the_cross_entropy_and_blanks_older_evaluations(m
     report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
     md = (tmp_path / "results" / "quick" / "table2_cross_entropy.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| dataset |"))
-    assert header.endswith("| E[log p(z)] importance sampled | KL(q(z)||p(z)) | seeds | runs |")
+    assert header.endswith("| E[log p(z)] importance sampled | KL(q(z)\\|\\|p(z)) | seeds | runs |")
     # bound, the paper's value, importance sampled, KL (mean ± std over seeds)
     assert "| mnist | gmm | -30.00 ± 0.00 | -8.4 ± 0.9 | -29.00 ± 0.00 | 5.00 ± 1.41 | 2/5 |" in md
     assert "| mnist | normal | -30.00 | -19.0 ± 0.1 | -29.00 | - | 1/5 |" in md

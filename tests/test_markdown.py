@@ -4,6 +4,7 @@ and cells they were given."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -60,7 +61,7 @@ def test_mean_std_is_the_mean_and_the_sample_std(values):
     mean, std = mean_std(values)
     assert math.isclose(mean, sum(values) / len(values), rel_tol=1e-9, abs_tol=1e-6)
     if len(values) == 1:
-        assert std is None and format_mean_std(values, 2) == f"{values[0]:.2f}"
+        assert std is None and format_mean_std(values, 2) == f"{values[0] + 0.0:.2f}"  # -0.0 sums to 0.0
     else:
         squares = sum((v - mean) ** 2 for v in values)
         assert math.isclose(std**2 * (len(values) - 1), squares, rel_tol=1e-9, abs_tol=1e-6)
@@ -80,7 +81,7 @@ def test_fractions_and_durations():
                                                                 "2 h 07 min"]
 
 
-cell = st.text(st.characters(blacklist_characters="|\n\r", blacklist_categories=("Cs",)),
+cell = st.text(st.characters(blacklist_characters="\\\n\r", blacklist_categories=("Cs",)),
                max_size=8).map(str.strip).filter(bool)
 
 
@@ -91,5 +92,6 @@ def test_markdown_table_round_trips_its_cells(table):
     header, rows = table
     lines = markdown_table(header, rows).split("\n")
     assert lines[1] == "|" + "---|" * len(header)
-    parsed = [[c.strip() for c in line[1:-1].split(" | ")] for line in lines[:1] + lines[2:]]
-    assert parsed == [header, *rows]
+    cells = [re.split(r"(?<!\\)\|", line)[1:-1] for line in lines[:1] + lines[2:]]
+    parsed = [[c.strip().replace("\\|", "|") for c in row] for row in cells]
+    assert parsed == [header, *rows]  # a | inside a cell is escaped, not a cell boundary
