@@ -39,9 +39,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 endif
 
-## Build the book (HTML in _build/html) from the executed notebooks.
+## Build the book (HTML in _build/html) from the executed notebooks, then the checks of the built
+## pages that need no browser (tables left as pipe text, unresolved citations, wide equations).
 book: $(STAMP) vendor
 	$(BIN)jupyter-book build . -W --keep-going
+	$(PY) scripts/browser_check.py --static --html _build/html
 
 ## Run every check CI runs: lint, unit tests, notebook canonical form, nbval, the book build.
 ## (nbval-default, the same notebooks on a second instruction set, takes ~25 min more on a
