@@ -205,20 +205,21 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_slp(args: argparse.Namespace) -> int:
     from ladder.classifier import load_classifier
     from ladder.data import load_dataset
-    from ladder.slp import PRESETS as SLP_PRESETS
+    from ladder.slp import resolve_preset
     from ladder.slp_eval import compare_slp_sp, comparison_table
     from ladder.train import load_run
 
-    if args.preset not in SLP_PRESETS:
-        raise ValueError(f"--preset: unknown SLP preset {args.preset!r}; choose one of "
-                         f"{', '.join(sorted(SLP_PRESETS))}")
-    results = {}
+    resolve_preset(args.preset)  # an unknown preset fails before any run is loaded
+    results, loaded = {}, {}
     for run in args.run_dirs:
         started = time.perf_counter()
         cfg, model = load_run(run, args.device or "auto")
         device = next(model.parameters()).device
-        test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, device=device)
-        clf, meta = load_classifier(cfg.data.dataset)
+        key = (cfg.data.dataset, cfg.data.root, str(device))
+        if key not in loaded:  # runs of one dataset share its test split and classifier
+            loaded[key] = (load_dataset(cfg.data.dataset, "test", root=cfg.data.root,
+                                        device=device), *load_classifier(cfg.data.dataset))
+        test, clf, meta = loaded[key]
         name = f"{cfg.data.dataset}-{cfg.model.prior}"
         name = name if name not in results else Path(run).name
         results[name] = compare_slp_sp(

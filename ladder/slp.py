@@ -288,6 +288,16 @@ def path_stats(log_prob: LogProb, path: Tensor) -> dict[str, Tensor]:
     return {k: v[0] for k, v in stats.items()} if single else stats
 
 
+def resolve_preset(preset: str | SLPConfig) -> SLPConfig:
+    """The settings of a preset name of :data:`PRESETS` (a :class:`SLPConfig` is returned as it
+    is); an unknown name raises ``ValueError``."""
+    if not isinstance(preset, str):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown SLP preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[preset]
+
+
 def shortest_likely_path(
     log_prob: LogProb,
     start: Tensor,
@@ -325,10 +335,7 @@ def shortest_likely_path(
     ``torch.enable_grad``, and only the path receives gradients (a model's ``.grad`` is
     left alone).
     """
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown SLP preset {preset!r}; choose one of {sorted(PRESETS)}")
-        preset = PRESETS[preset]
+    preset = resolve_preset(preset)
     if n_steps is None and isinstance(init, Tensor) and init.dim() >= 2:
         n_steps = init.shape[-2]  # J from the initial interior points
     overrides = dict(n_steps=n_steps, iters=iters, lr=lr, init=init)
