@@ -30,10 +30,11 @@ import torch
 
 from ladder.config import preset_config
 from ladder.data import load_dataset
+from ladder.device import select_device
 from ladder.metrics import cross_entropy_statistics, fixed_laplace_scale, log_likelihood
 from ladder.model import build_model
 from ladder.priors import reparameterise
-from ladder.train import load_run, select_device
+from ladder.runs import load_run
 
 
 def _model(source: str, device: torch.device):

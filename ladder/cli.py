@@ -114,7 +114,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings
 
-    from ladder.evaluate import EVALUATION_FILE, EvaluationSkipped, evaluate_run, summary_table
+    from ladder.evaluate import EvaluationSkipped, evaluate_run, summary_table
+    from ladder.runs import RunDir
 
     if args.out is not None and len(args.run_dirs) > 1:
         print("ladder evaluate: error: --out needs a single RUN_DIR", file=sys.stderr)
@@ -139,7 +140,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             return 2
         for note in data["notes"]:
             print(f"ladder evaluate: {run_dir}: skipped {note}", file=sys.stderr)
-        out = args.out or Path(run_dir) / EVALUATION_FILE
+        out = args.out or RunDir(run_dir).evaluation
         print(f"wrote {out} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         results.append(data)
     names = [Path(r).name for r in args.run_dirs] if len(args.run_dirs) > 1 else None
@@ -169,7 +170,7 @@ def _frozen_latent(args: argparse.Namespace) -> int:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from ladder.data import load_dataset
     from ladder.diagnose import diagnose, diagnosis_table, findings
-    from ladder.train import load_run
+    from ladder.runs import load_run
 
     cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
     device = next(model.parameters()).device
@@ -189,7 +190,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from ladder.checkpoint import check_writable
     from ladder.data import load_dataset
     from ladder.evaluate import save_sample_grid
-    from ladder.train import load_run
+    from ladder.runs import load_run
 
     cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
     out = check_writable(args.out or Path(args.run_dir) / "samples.png",
@@ -205,9 +206,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_slp(args: argparse.Namespace) -> int:
     from ladder.classifier import load_classifier
     from ladder.data import load_dataset
+    from ladder.runs import load_run
     from ladder.slp import resolve_preset
     from ladder.slp_eval import compare_slp_sp, comparison_table
-    from ladder.train import load_run
 
     resolve_preset(args.preset)  # an unknown preset fails before any run is loaded
     results, loaded = {}, {}
@@ -240,7 +241,7 @@ def _cmd_slp(args: argparse.Namespace) -> int:
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from ladder.checkpoint import ensure_folder
     from ladder.classifier import classifier_cache_dir, classifier_dataset, train_and_cache
-    from ladder.train import select_device
+    from ladder.device import select_device
 
     dataset = classifier_dataset(args.dataset)
     device = select_device(args.device or "cpu")
@@ -264,9 +265,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         if args.list:
-            print(list_runs(args.scale, args.only, args.runs, load_manifest(args.manifest)))
+            print(list_runs(args.scale, args.only, args.runs, load_manifest(args.manifest),
+                            args.results))
             return 0
-        summary = reproduce(args.scale, args.only, args.jobs, args.runs, args.manifest)
+        summary = reproduce(args.scale, args.only, args.jobs, args.runs, args.manifest,
+                            results_root=args.results)
     except ManifestError as err:
         print(f"ladder reproduce: error: {err}", file=sys.stderr)
         return 2
@@ -277,10 +280,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ladder.experiments.manifest import ManifestError
-    from ladder.experiments.report import report
+    from ladder.experiments.report import report, report_folders
 
     try:
-        report(args.scale, args.runs, args.results, args.manifest)
+        if args.scale is None:
+            print(report_folders(args.runs or Path(".")), end="")
+            return 0
+        report(args.scale, args.runs or Path("runs"), args.results, args.manifest)
     except (ManifestError, FileNotFoundError) as err:
         print(f"ladder report: error: {err}", file=sys.stderr)
         return 2
@@ -309,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", type=Path, metavar="RUN_DIR",
         help="continue a run from its checkpoint; --set (and --device) may change train.epochs and "
              "the optimiser's settings (e.g. a lower train.lr after a divergence), which the run "
-             "records; changes to the model or data are refused (see ladder.train.RESUMABLE_KEYS)",
+             "records; changes to the model or data are refused (see ladder.resume.RESUMABLE_KEYS)",
     )
     p.set_defaults(func=_cmd_train)
 
@@ -452,25 +458,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs in parallel, each with cores/N torch threads, at most "
                         "$OMP_NUM_THREADS where that is set (default 1)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="results root (default results/): a run landed under "
+                        "results/SCALE/runs/ is done")
     p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
     p.add_argument("--list", action="store_true", help="list the runs and their status; run nothing")
     p.set_defaults(func=_cmd_reproduce)
 
     p = command(
         "report",
-        help="tables (Markdown and CSV) and figures of the finished runs, under results/SCALE/",
+        help="tables (Markdown and CSV) of finished runs: any run folders, or a scale's batch",
         description=(
-            "Aggregate the finished runs of one scale into one table per paper table (mean ± std"
-            " over seeds, the paper's values beside ours, each row citing its runs; each table"
-            " states its scale, seeds, device, commit and total run time) and copy the figures,"
-            " under results/SCALE/."
+            "With --runs DIR alone: one Markdown table of every evaluated run folder under DIR "
+            "(`ladder train` then `ladder evaluate`), one row per config with its seeds pooled "
+            "(mean ± std). With --scale: aggregate the manifest's finished runs of that scale into "
+            "one table per paper table (mean ± std over seeds, the paper's values beside ours, "
+            "each row citing its runs; each table states its scale, seeds, device, commit and "
+            "total run time), copy the figures, and land each finished run's small text files, "
+            "under results/SCALE/."
         ),
     )
-    p.add_argument("--scale", choices=("quick", "medium", "paper"), default="quick")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--scale", choices=("quick", "medium", "paper"),
+                   help="the batch scale to tabulate into results/SCALE/")
+    p.add_argument("--runs", type=Path,
+                   help="the run folders (default: . without --scale, runs/ with it)")
     p.add_argument("--results", type=Path, default=Path("results"),
-                   help="output root (default results/)")
-    p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
+                   help="with --scale: output root (default results/)")
+    p.add_argument("--manifest", type=Path, help="with --scale: default experiments/manifest.yaml")
     p.set_defaults(func=_cmd_report)
     return parser
 
@@ -489,8 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ladder {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        train = sys.modules.get("ladder.train")  # imported wherever training could diverge
-        diverged = train is not None and isinstance(err, train.TrainingDivergedError)
+        state = sys.modules.get("ladder.trainer_state")  # imported wherever training could diverge
+        diverged = state is not None and isinstance(err, state.TrainingDivergedError)
         if isinstance(err, USER_ERRORS) or diverged:
             print(f"ladder {args.command}: error: {_one_line(err)}", file=sys.stderr)
             return 2

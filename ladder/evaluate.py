@@ -61,11 +61,10 @@ from ladder.metrics import (
     reconstruct,
 )
 from ladder.model import VAE
-from ladder.train import CHECKPOINT, derived_seed, load_run
+from ladder.runs import RunDir, load_run
+from ladder.train import derived_seed
 
 SCHEMA_VERSION = 1
-EVALUATION_FILE = "evaluation.json"
-GRID_FILE = "evaluation-samples.png"
 DEFAULT_SAMPLES = 10_000  # = ladder.features.DEFAULT_SAMPLE_COUNT, without importing torchmetrics
 DEFAULT_NLL_IMAGES = 1000
 
@@ -135,9 +134,9 @@ def evaluate_run(
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     run_dir = Path(run_dir)
     cfg, model = load_run(run_dir, device)
-    path = check_writable(out if out is not None else run_dir / EVALUATION_FILE, "evaluation file")
+    path = check_writable(out if out is not None else RunDir(run_dir).evaluation, "evaluation file")
     if grid:
-        check_writable(run_dir / GRID_FILE, "sample grid")
+        check_writable(RunDir(run_dir).samples, "sample grid")
     if sample_noise is not None:
         set_sample_noise(model, sample_noise)
         cfg.model.sample_noise = bool(sample_noise)
@@ -159,11 +158,11 @@ def evaluate_once(run_dir: str | os.PathLike, **counts: Any) -> dict[str, Any]:
     ``ladder reproduce`` notebook does not redo it; ``None``, "the whole test split", is not
     compared)."""
     run_dir = Path(run_dir)
-    path = run_dir / EVALUATION_FILE
+    path = RunDir(run_dir).evaluation
     if path.exists():
         old = json.loads(path.read_text())
         prov = old.get("provenance", {})
-        same = prov.get("checkpoint", {}).get("sha256") == file_sha256(run_dir / CHECKPOINT)
+        same = prov.get("checkpoint", {}).get("sha256") == file_sha256(RunDir(run_dir).checkpoint)
         have = prov.get("sample_counts", {})
         same = same and all(have.get(k) == v for k, v in counts.items()
                             if k in SAMPLE_COUNTS and v is not None)
@@ -258,7 +257,7 @@ def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_sa
     if grid:
         with stage("grid", 7):
             n = min(100, len(test))
-            save_sample_grid(model, test.take(n), run_dir / GRID_FILE, seed)
+            save_sample_grid(model, test.take(n), RunDir(run_dir).samples, seed)
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -352,7 +351,7 @@ def _provenance(run_dir, cfg, seed, device, started, clock, stage_seconds, class
                 counts) -> dict[str, Any]:
     from ladder import __version__
 
-    checkpoint = run_dir / CHECKPOINT
+    checkpoint = RunDir(run_dir).checkpoint
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
     else:

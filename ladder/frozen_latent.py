@@ -25,7 +25,7 @@ from ladder.checkpoint import atomic_write, check_writable
 from ladder.data import load_dataset
 from ladder.latent2d import FIG2_PRIORS, cross_entropies, encode, fit_priors
 from ladder.markdown import markdown_table
-from ladder.train import load_run
+from ladder.runs import load_run
 
 FROZEN_LATENT_FILE = "frozen_latent.json"
 RUN_PRIOR = "run"

@@ -1,7 +1,7 @@
 """Fig 2 as a tool: five priors fitted to one frozen 2-D latent space, on a grid and as numbers.
 
 The protocol of Fig 2 (Sec 4.1): train a VAE with the N(0, I) prior and a 2-D latent, fix its
-autoencoder, fit each of the other priors to its encodings (:func:`ladder.train.fit_prior`: the
+autoencoder, fit each of the other priors to its encodings (:func:`ladder.prior_block.fit_prior`: the
 prior block of Algorithm 1 and its end-of-epoch refit, with theta and phi frozen), then compare
 
 * the pictures: every prior's log p(z) on a grid beside the aggregate posterior of Eq (3),
@@ -32,10 +32,10 @@ from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
 from ladder.metrics import mean_and_stderr
 from ladder.model import VAE, build_prior
+from ladder.prior_block import encode_images as encode  # q(z|x) of every image, re-exported
+from ladder.prior_block import fit_prior
 from ladder.prior_vae import PriorVAE
 from ladder.priors import Prior, reparameterise
-from ladder.train import encode_images as encode  # q(z|x) of every image, re-exported
-from ladder.train import fit_prior
 
 #: The priors of Fig 2 b-f, in panel order.
 FIG2_PRIORS: tuple[str, ...] = ("normal", "hierarchical", "vamp", "gmm", "ladder")
@@ -201,7 +201,7 @@ def fit_priors(
 ) -> tuple[dict[str, Prior], dict[str, list[float]]]:
     """Fit each prior in ``names`` to the encodings of ``images`` with ``model``'s autoencoder
     fixed (Fig 2's protocol): built by :func:`ladder.model.build_prior` from
-    :func:`prior_config`, then :func:`ladder.train.fit_prior` for ``epochs`` epochs. Returns the
+    :func:`prior_config`, then :func:`ladder.prior_block.fit_prior` for ``epochs`` epochs. Returns the
     fitted priors and each fitted one's per-epoch objective (its cross-entropy estimate);
     ``"normal"`` has nothing to fit. Every prior is seeded with ``seed``, independently of the
     others and without touching the global random state."""
@@ -251,7 +251,7 @@ def compare_priors(
 
     ``d_t`` is the prior-VAE latent size of the hierarchical and LaDDer priors (1 or 2; the paper
     uses 2); ``base`` their other settings (the paper's if None); ``epochs``, ``batch_size`` and
-    ``lr`` drive :func:`ladder.train.fit_prior`; ``n_samples`` importance samples estimate the
+    ``lr`` drive :func:`ladder.prior_block.fit_prior`; ``n_samples`` importance samples estimate the
     generative priors' log p(z).
     """
     unknown = [n for n in names if n not in FIG2_PRIORS]

@@ -83,7 +83,7 @@ class PriorVAE(Prior):
 
         A closed-form decoder std s (``scale_mode="closed_form"``) moves only in a step of the
         prior block: when alpha is trainable here. The trainer's data-VAE block holds alpha, beta
-        fixed (``ladder.train.frozen``) and evaluation runs in eval mode or without gradients, so
+        fixed (``ladder.prior_block.frozen``) and evaluation runs in eval mode or without gradients, so
         neither moves s."""
         mu_t, std_t = self.encoder(z)
         t = reparameterise(mu_t, std_t)

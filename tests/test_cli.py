@@ -62,7 +62,8 @@ CASES = {
                       "lacks rng, history, which resuming needs"),
     "resume-missing": (["train", "--resume", "{root}/absent"], "no checkpoint at"),
     # train
-    "occupied": (["train", *TINY, "--run-dir", "{good}"], "already holds a run"),
+    "occupied": (["train", *TINY, "--set", "train.seed=7", "--run-dir", "{good}"],
+                 "already holds a run of another config (it differs in train.seed)"),
     "diverged": (["train", *TINY, "--set", "train.lr=1000000", "--run-dir", "{root}/dv"],
                  "non-finite loss at epoch 1"),
     "no-cuda": (["train", *TINY, "--device", "cuda", "--run-dir", "{root}/cuda"],
@@ -112,8 +113,10 @@ CASES = {
     "config-unknown-key": (["config", "--set", "model.nope=1"], "unknown key 'model.nope'"),
     "reproduce-manifest": (["reproduce", "--list", "--manifest", "{root}/absent.yaml"],
                            "does not exist"),
-    "report-no-runs": (["report", "--runs", "{root}/absent", "--results", "{root}/results"],
-                       "no finished runs"),
+    "report-no-runs": (["report", "--scale", "quick", "--runs", "{root}/absent", "--results",
+                        "{root}/results"], "no finished runs"),
+    "report-no-folder": (["report", "--runs", "{root}/absent"], "is not a folder of runs"),
+    "report-no-evaluations": (["report", "--runs", "{norng}"], "no evaluated run folders"),
     "unknown-option": (["sample", "{good}", "--bogus"], "unrecognized arguments: --bogus"),
 }
 

@@ -13,8 +13,6 @@ from ladder.cli import main
 from ladder.config import preset_config
 from ladder.data import load_dataset
 from ladder.evaluate import (
-    EVALUATION_FILE,
-    GRID_FILE,
     SCHEMA_VERSION,
     EvaluationSkipped,
     evaluate_once,
@@ -23,7 +21,8 @@ from ladder.evaluate import (
     validate_evaluation,
 )
 from ladder.metrics import cluster_statistics
-from ladder.train import load_run, train
+from ladder.runs import RunDir, load_run
+from ladder.train import train
 
 # 30 images of 128 classifier features: singular covariances, which is fine for a schema test.
 pytestmark = pytest.mark.filterwarnings("ignore:Fréchet distance from:UserWarning")
@@ -57,7 +56,7 @@ def classifier_file(tmp_path_factory):
 def test_evaluation_json_has_the_schema_and_provenance(runs, classifier_file):
     run = runs["ladder"]
     data = evaluate_run(run, classifier=classifier_file, **SMALL)
-    on_disk = json.loads((run / EVALUATION_FILE).read_text())
+    on_disk = json.loads((run / RunDir.EVALUATION).read_text())
     assert on_disk == data
     validate_evaluation(on_disk)
     assert data["schema_version"] == SCHEMA_VERSION and data["notes"] == []
@@ -78,7 +77,7 @@ def test_evaluation_json_has_the_schema_and_provenance(runs, classifier_file):
     test = load_dataset("mnist", "test", n=SMALL["n_test"], seed=cfg.train.seed)
     assert m["clusters"] == cluster_statistics(model, test)
     assert m["generation"]["n_samples"] == 30 and "FID" not in m["generation"]["label"]
-    assert (run / GRID_FILE).is_file()
+    assert (run / RunDir.SAMPLES).is_file()
     # Each stage is seeded on its own: the same call gives the same numbers.
     again = evaluate_run(run, classifier=classifier_file, out=run / "again.json", grid=False,
                          **SMALL)
@@ -144,15 +143,15 @@ def test_the_json_and_grid_are_written_atomically(runs, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")
     run = runs["normal"]
-    for name in (f"{EVALUATION_FILE}.tmp", GRID_FILE):  # an old temporary name; the target
+    for name in (f"{RunDir.EVALUATION}.tmp", RunDir.SAMPLES):  # an old temporary name; the target
         (run / name).unlink(missing_ok=True)
         (run / name).symlink_to(victim)
     with pytest.warns(EvaluationSkipped):
         evaluate_run(run, classifier=tmp_path / "absent.pt", **{**SMALL, "n_nll": 0})
     assert victim.read_text() == "precious"
-    assert not (run / GRID_FILE).is_symlink() and (run / GRID_FILE).stat().st_size > 1000
+    assert not (run / RunDir.SAMPLES).is_symlink() and (run / RunDir.SAMPLES).stat().st_size > 1000
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary is left
-    (run / f"{EVALUATION_FILE}.tmp").unlink()
+    (run / f"{RunDir.EVALUATION}.tmp").unlink()
 
 
 def test_bad_counts_are_refused_before_any_work(runs):

@@ -6,18 +6,23 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
+import yaml
+
+from ladder.config import preset_config
 from ladder.experiments.manifest import Run
-from ladder.experiments.report import report
-from ladder.experiments.runner import DONE_FILE
+from ladder.experiments.report import report, report_folders
+from ladder.experiments.runner import run_status
+from ladder.runs import RunDir
 
 
 def _finish(runs_root: Path, run: Run, result: dict, wall: float = 60.0) -> None:
     folder = run.directory(runs_root)
     folder.mkdir(parents=True)
     (folder / run.outputs[0]).write_text(json.dumps(result))
-    (folder / DONE_FILE).write_text(json.dumps({
+    (folder / RunDir.DONE).write_text(json.dumps({
         "id": run.id, "wall_time_s": wall, "device": "cpu (test, 2 cores)",
         "commit": "abc1234"}))
 
@@ -87,3 +92,49 @@ def test_report_shows_kl_beside_the_cross_entropy_and_blanks_older_evaluations(m
     # bound, the paper's value, importance sampled, KL (mean ± std over seeds)
     assert "| mnist | gmm | -30.00 ± 0.00 | -8.4 ± 0.9 | -29.00 ± 0.00 | 5.00 ± 1.41 | 2/5 |" in md
     assert "| mnist | normal | -30.00 | -19.0 ± 0.1 | -29.00 | - | 1/5 |" in md
+
+
+def test_report_lands_finished_runs_and_regenerates_from_them_alone(manifest, tmp_path):
+    """A fresh clone has results/ but no runs/: the landed copies make the same tables, and
+    the batch counts them as done."""
+    runs = {r.id: r for r in manifest.runs("quick")}
+    for seed in range(2):
+        run = runs[f"fashion-gmm-seed{seed}"]
+        _finish(tmp_path / "runs", run, {"metrics": {"elbo": {"elbo": 700.0 + seed}}})
+        (run.directory(tmp_path / "runs") / RunDir.CHECKPOINT).write_bytes(b"weights")
+    report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
+    landed = runs["fashion-gmm-seed1"].landed(tmp_path / "results")
+    assert sorted(p.name for p in landed.iterdir()) == [RunDir.DONE, RunDir.EVALUATION]
+    tables = {p.name: p.read_text() for p in (tmp_path / "results" / "quick").glob("*.md")}
+    shutil.rmtree(tmp_path / "runs")
+    assert run_status(runs["fashion-gmm-seed1"], tmp_path / "runs", tmp_path / "results") == \
+        "landed"
+    report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
+    again = {p.name: p.read_text() for p in (tmp_path / "results" / "quick").glob("*.md")}
+    assert again == tables and "| fashion | gmm | 700.5 ± 0.7 |" in again["table3_elbo.md"]
+
+
+def _folder(root: Path, prior: str, seed: int, elbo: float, d_t: int = 8) -> None:
+    cfg = preset_config("quick", "mnist", prior)
+    cfg.train.seed, cfg.model.d_t = seed, d_t
+    folder = root / f"{prior}-dt{d_t}-seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / RunDir.CONFIG).write_text(yaml.safe_dump(cfg.to_dict()))
+    (folder / RunDir.EVALUATION).write_text(json.dumps({
+        "metrics": {"elbo": {"elbo": elbo}, "cross_entropy": {"kl": 2.0}},
+        "provenance": {"device": "cpu", "ladder_version": "0.1", "wall_time_s": 30.0,
+                       "sample_counts": {"n_is": 4}}}))
+
+
+def test_report_folders_pools_seeds_of_one_config_and_names_what_differs(tmp_path):
+    for seed, elbo in enumerate((-100.0, -104.0)):
+        _folder(tmp_path, "ladder", seed, elbo)
+    _folder(tmp_path, "ladder", 0, -90.0, d_t=2)
+    _folder(tmp_path, "normal", 0, -120.0)
+    md = report_folders(tmp_path)
+    assert "| mnist | ladder | model.d_t=8 | -102.0 ± 2.8 |" in md
+    assert "ladder-dt8-seed0, ladder-dt8-seed1 |" in md
+    assert "| mnist | ladder | model.d_t=2 | -90.0 |" in md
+    assert "| mnist | normal | model.d_t=8 | -120.0 |" in md
+    assert "4 evaluated run folders" in md and '{"n_is": 4}' in md
+

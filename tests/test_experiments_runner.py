@@ -15,7 +15,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 from ladder.cli import main
 from ladder.experiments.manifest import SCALES, Manifest, load_manifest, select
 from ladder.experiments.runner import (
-    DONE_FILE,
     LOG_FILE,
     _cores,
     ensure_classifiers,
@@ -25,6 +24,7 @@ from ladder.experiments.runner import (
     run_parameters,
     run_status,
 )
+from ladder.runs import RunDir
 
 
 def test_every_manifest_parameter_is_declared_by_its_notebook(manifest, tmp_path):
@@ -106,7 +106,7 @@ def test_batch_is_idempotent_and_resumes_the_interrupted(tiny, tmp_path, monkeyp
     assert b_params["model_runs"] == [str((runs_root / "quick" / n).resolve())
                                       for n in ("a-1-seed0", "a-2-seed0")]
     assert b_params["threads"] == max(1, _cores() // 2)
-    done = json.loads((runs_root / "quick" / "a-2-seed0" / DONE_FILE).read_text())
+    done = json.loads((runs_root / "quick" / "a-2-seed0" / RunDir.DONE).read_text())
     assert done["parameters"]["x"] == 2 and done["experiments"] == {"a": {"x": 2, "seed": 0}}
     assert {"commit", "device", "wall_time_s", "started"} <= set(done) and done["attempts"] == 1
     assert (runs_root / "quick" / "a-2-seed0" / LOG_FILE).read_text().startswith("== ")
@@ -148,11 +148,11 @@ def test_a_failed_run_is_not_marked_done_and_blocks_its_dependants(tiny, tmp_pat
     assert not summary.ok and list(summary.failed) == ["a-2-seed0"]
     assert summary.skipped == {"b-seed0": "needs a-2-seed0, which did not run"}
     assert run_status(select(tiny.runs("quick"), "a-2-seed0")[0], runs_root) == "interrupted"
-    assert not (runs_root / "quick" / "a-2-seed0" / DONE_FILE).exists()
+    assert not (runs_root / "quick" / "a-2-seed0" / RunDir.DONE).exists()
     again = reproduce("quick", only="b-*", runs_root=runs_root, manifest=tiny,
                       executor=FakeExecutor(), cuda=False, echo=lambda line: None)
     assert sorted(again.ran) == ["a-2-seed0", "b-seed0"] and again.resumed == ["a-2-seed0"]
-    done = json.loads((runs_root / "quick" / "a-2-seed0" / DONE_FILE).read_text())
+    done = json.loads((runs_root / "quick" / "a-2-seed0" / RunDir.DONE).read_text())
     assert done["attempts"] == 2  # the failed attempt's time is counted too
 
 
@@ -160,6 +160,7 @@ def test_the_batch_asks_for_the_classifiers_of_the_datasets_it_scores(manifest, 
     asked: list[set[str]] = []
     reproduce("quick", only="fig2,fashion-gmm-seed0", runs_root=tmp_path, manifest=manifest,
               executor=lambda *args: None, cuda=False, echo=lambda line: None,
+              results_root=tmp_path / "results",
                  classifiers=lambda datasets, say: asked.append(datasets))
     assert asked == [{"fashion"}]  # fig2 trains on MNIST but scores nothing with a classifier
 
@@ -216,10 +217,12 @@ def test_papermill_executes_a_notebook_into_its_run_folder(tmp_path):
 
 
 def test_cli_lists_runs_and_reports_nothing_to_report(tmp_path, capsys):
-    assert main(["reproduce", "--list", "--only", "fig5-mnist*", "--runs", str(tmp_path)]) == 0
+    assert main(["reproduce", "--list", "--only", "fig5-mnist*", "--runs", str(tmp_path),
+                 "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "4 runs at scale quick" in out
     assert "needs mnist-ladder-seed0,mnist-gmm-seed0,mnist-normal-seed0" in out
-    assert main(["report", "--runs", str(tmp_path), "--results", str(tmp_path / "r")]) == 2
+    assert main(["report", "--scale", "quick", "--runs", str(tmp_path), "--results",
+                 str(tmp_path / "r")]) == 2
     assert "no finished runs" in capsys.readouterr().err
     assert main(["reproduce", "--only", "no-such-run", "--runs", str(tmp_path)]) == 2

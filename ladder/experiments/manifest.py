@@ -91,6 +91,11 @@ class Run:
     def directory(self, runs_root: str | os.PathLike) -> Path:
         return Path(runs_root) / self.scale / self.id
 
+    def landed(self, results_root: str | os.PathLike) -> Path:
+        """``results/<scale>/runs/<id>/``: the run's small text files, committed once it finished
+        (``ladder report``), so that a fresh clone knows it is done and can tabulate it."""
+        return Path(results_root) / self.scale / "runs" / self.id
+
 
 @dataclass
 class Manifest:

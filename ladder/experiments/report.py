@@ -1,7 +1,15 @@
-"""``ladder report``: the finished runs of a scale aggregated into the tables of
-:data:`ladder.experiments.tables.TABLES` (Markdown and CSV, mean ± std over seeds, each row citing
-its runs, the paper's value beside ours) under ``results/<scale>/``, with Fig 5's SLP table, the
-figures and an index."""
+"""``ladder report``: finished runs aggregated into tables (Markdown and CSV, mean ± std over
+seeds, each row citing its runs).
+
+* ``ladder report --scale S`` (:func:`report`): the manifest's runs of one scale, into the tables
+  of :data:`ladder.experiments.tables.TABLES` with the paper's value beside ours, Fig 5's SLP
+  table, the figures and an index under ``results/<scale>/``. It also *lands* each finished
+  run: copies its small text files (config, metrics, evaluation, ``done.json``) to
+  ``results/<scale>/runs/<id>/``, to be committed, so that a fresh clone tabulates it and never
+  runs it again (:func:`ladder.experiments.runner.run_status`).
+* ``ladder report --runs DIR`` (:func:`report_folders`): any evaluated run folders, e.g. of
+  ``ladder train`` and ``ladder evaluate``, one row per config with its seeds pooled.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +25,7 @@ from typing import Any
 
 from ladder.experiments.manifest import Manifest, Run, Scale, load_manifest
 from ladder.experiments.paper import paper_value
-from ladder.experiments.runner import DONE_FILE
-from ladder.experiments.tables import FIGURES, TABLES, TableSpec
+from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
 from ladder.markdown import (
     format_duration,
     format_fraction,
@@ -27,29 +34,61 @@ from ladder.markdown import (
     markdown_table,
     mean_std,
 )
+from ladder.resume import flat_settings
+from ladder.runs import RunDir, find_runs
 
 
 @dataclass
 class Finished:
-    """A finished run as the report sees it: its manifest entry, done.json and result file."""
+    """A finished run as the report sees it: its manifest entry, the folder its files are in
+    (the run folder, or its landed copy), its done.json and result file."""
 
     run: Run
+    folder: Path
     done: dict[str, Any]
     result: dict[str, Any]
 
 
-def finished_runs(runs: Sequence[Run], runs_root: str | os.PathLike = "runs") -> list[Finished]:
-    """The ``runs`` with a ``done.json``, and the result file (first output) of each."""
+@dataclass
+class Source:
+    """Where a table's runs come from: the CSV's ``scale`` column and the Markdown's bullets."""
+
+    name: str
+    lines: list[str]
+
+
+def finished_runs(runs: Sequence[Run], runs_root: str | os.PathLike = "runs",
+                  results_root: str | os.PathLike = "results") -> list[Finished]:
+    """The ``runs`` with a ``done.json`` in their run folder or, failing that, in their landed
+    copy under ``results_root``, with the result file (first output) of each."""
     out = []
     for run in runs:
-        folder = run.directory(runs_root)
-        if not (folder / DONE_FILE).is_file():
-            continue
-        done = json.loads((folder / DONE_FILE).read_text())
-        result_file = folder / run.outputs[0]
-        result = json.loads(result_file.read_text()) if result_file.suffix == ".json" else {}
-        out.append(Finished(run, done, result))
+        for folder in (run.directory(runs_root), run.landed(results_root)):
+            if RunDir(folder).done.is_file():
+                done = json.loads(RunDir(folder).done.read_text())
+                result_file = folder / run.outputs[0]
+                result = (json.loads(result_file.read_text())
+                          if result_file.suffix == ".json" else {})
+                out.append(Finished(run, folder, done, result))
+                break
     return out
+
+
+def land(finished: Sequence[Finished], results_root: str | os.PathLike) -> list[Path]:
+    """Copy the small text files of each run finished in its run folder (:attr:`RunDir.SMALL_TEXT`
+    and its JSON outputs; no checkpoint, notebook or image) to ``results/<scale>/runs/<id>/``."""
+    written = []
+    for f in finished:
+        target = f.run.landed(results_root)
+        if f.folder == target:
+            continue
+        names = [*RunDir.SMALL_TEXT, *(o for o in f.run.outputs if o.endswith(".json"))]
+        for name in dict.fromkeys(names):
+            if (f.folder / name).is_file():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f.folder / name, target / name)
+                written.append(target / name)
+    return written
 
 
 def _lookup(data: Mapping[str, Any], path: Sequence[str]) -> float | None:
@@ -71,7 +110,7 @@ class Table:
     runs: list[str]
 
 
-def build_table(spec: TableSpec, finished: Sequence[Finished], scale: Scale,
+def build_table(spec: TableSpec, finished: Sequence[Finished], source: Source,
                 planned: Sequence[Run]) -> Table | None:
     """Aggregate ``finished`` runs into ``spec``, one row per row the ``planned`` runs (the
     manifest's at this scale) give it; None when none of its runs has finished."""
@@ -119,14 +158,14 @@ def build_table(spec: TableSpec, finished: Sequence[Finished], scale: Scale,
         md_rows.append(cells)
         csv_rows.append(csv_cells)
     used = [f for f in finished if f.run.id in set(cited)]
-    md = _markdown(spec, header, md_rows, used, scale)
+    md = _markdown(spec, header, md_rows, used, source)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]) + ["scale", "commit", "device"],
                             lineterminator="\n")
     writer.writeheader()
     meta = _meta(used)
     for row in csv_rows:
-        writer.writerow({**row, "scale": scale.name, "commit": meta["commits"],
+        writer.writerow({**row, "scale": source.name, "commit": meta["commits"],
                          "device": meta["devices"]})
     return Table(spec, md, buffer.getvalue(), sorted(set(cited)))
 
@@ -152,22 +191,30 @@ def _meta(used: Sequence[Finished]) -> dict[str, str]:
     }
 
 
-def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
-              used: Sequence[Finished], scale: Scale) -> str:
-    meta = _meta(used)
+def _scale_source(scale: Scale) -> Source:
     counts = ", ".join(f"{k} {v}" for k, v in scale.evaluate.items() if v is not None)
+    return Source(scale.name, [
+        f"- Scale: **{scale.name}**: {scale.description}.",
+        f"- Evaluation: {counts}.",
+        f"- Runs: folders under `runs/{scale.name}/`, or their landed copies under "
+        f"`results/{scale.name}/runs/` (run ids in the last column); regenerate with `ladder "
+        f"reproduce --scale {scale.name}` and `ladder report --scale {scale.name}`.",
+    ])
+
+
+def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
+              used: Sequence[Finished], source: Source) -> str:
+    meta = _meta(used)
     lines = [
         f"# {spec.title}",
         "",
-        f"- Scale: **{scale.name}**: {scale.description}.",
-        f"- Evaluation: {counts}.",
+        *source.lines[:-1],
         f"- Seeds: {meta['seeds']}; each cell is the mean ± sample std (ddof 1) over the seeds "
         "that finished (the `seeds` column: finished/planned). The paper's ± is the std over its "
         "5 repeats.",
         f"- Device: {meta['devices']}. Commit: {meta['commits']}. Total run time: "
         f"{format_duration(meta['seconds'])} over {len(used)} runs.",
-        f"- Runs: folders under `runs/{scale.name}/` (run ids in the last column); regenerate "
-        f"with `ladder reproduce --scale {scale.name}` and `ladder report --scale {scale.name}`.",
+        source.lines[-1],
     ]
     if spec.note:
         lines.append(f"- {spec.note}")
@@ -198,7 +245,7 @@ def _slp_table(finished: Sequence[Finished], scale: Scale) -> tuple[str, str, li
                      "Per-pair metrics: mean ± standard error over pairs (SLP - SP paired); "
                      "fcd: distance ± bootstrap error over pairs. Figures: "
                      "figures/fig5_*.png.")
-    md = _markdown(spec, header, md_rows, runs, scale)
+    md = _markdown(spec, header, md_rows, runs, _scale_source(scale))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -219,20 +266,21 @@ def report(
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     spec = manifest.scale(scale)
     planned = manifest.runs(scale)
-    finished = finished_runs(planned, runs_root)
+    finished = finished_runs(planned, runs_root, results_root)
     out_dir = Path(results_root) / scale
     if not finished:
-        raise FileNotFoundError(f"no finished runs under {Path(runs_root) / scale}; run "
-                                f"`ladder reproduce --scale {scale}` first")
+        raise FileNotFoundError(f"no finished runs under {Path(runs_root) / scale} or "
+                                f"{out_dir / 'runs'}; run `ladder reproduce --scale {scale}` first")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     index = [f"# Results at scale {scale}", "", f"{spec.description}.", "",
              f"Made by `ladder report --scale {scale}` from {len(finished)} finished runs under "
-             f"`runs/{scale}/`; each table names its runs, seeds, device, commit and run time.",
-             ""]
+             f"`runs/{scale}/` and `runs/` here (their landed copies: config, metrics, "
+             "evaluation, done.json); each table names its runs, seeds, device, commit and run "
+             "time.", ""]
     files: list[list[str]] = []
     for table_spec in TABLES:
-        table = build_table(table_spec, finished, spec, planned)
+        table = build_table(table_spec, finished, _scale_source(spec), planned)
         if table is None:
             continue
         written += _write_pair(out_dir, table_spec.name, table.markdown, table.csv)
@@ -248,13 +296,14 @@ def report(
             labels = f.run.labels.get(exp)
             if labels is None or labels.get("seed", 0) != 0:
                 continue
-            for src in sorted(f.run.directory(runs_root).glob(pattern)):
+            for src in sorted(f.folder.glob(pattern)):
                 figures.mkdir(exist_ok=True)
                 dest = figures / target.format(**labels, stem=src.stem)
                 shutil.copyfile(src, dest)
                 written.append(dest)
                 files.append([f"[figures/{dest.name}](figures/{dest.name})",
                               f"{exp}: {src.name} of {f.run.id}", "1"])
+    written += land(finished, results_root)
     readme = out_dir / "README.md"
     index.append(markdown_table(["file", "what", "runs"], files))
     readme.write_text("\n".join(index) + "\n")
@@ -269,3 +318,56 @@ def _write_pair(out_dir: Path, name: str, markdown: str, csv_text: str) -> list[
     md.write_text(markdown)
     cs.write_text(csv_text)
     return [md, cs]
+
+
+#: Settings that do not change a run's numbers, left out of ``report_folders``' ``settings``.
+_NOT_SETTINGS = ("data.root", "train.device", "train.progress", "train.eval_batch_size")
+_FOLDER_COLUMNS = (
+    Column("ELBO", ("metrics", "elbo", "elbo"), 1),
+    Column("pixel error x0.01", ("metrics", "elbo", "pixel_error_x100"), 2),
+    Column("-log p(x) IS", ("metrics", "log_likelihood", "nll"), 1),
+    Column("E[log p(z)]", ("metrics", "cross_entropy", "bound"), 2),
+    Column("KL(q(z)||p(z))", ("metrics", "cross_entropy", "kl"), 2),
+    Column("FCD generated", ("metrics", "generation", "fcd_generated"), 2),
+)
+
+
+def report_folders(root: str | os.PathLike) -> str:
+    """``ladder report --runs DIR``: the Markdown table of every evaluated run folder under
+    ``root`` (:func:`ladder.runs.find_runs`), one row per config with its seeds pooled; the
+    ``settings`` column names the config keys that tell rows of one dataset and prior apart."""
+    runs = find_runs(root)
+    if not runs:
+        raise FileNotFoundError(f"no evaluated run folders under {root}; train with `ladder "
+                                "train` and evaluate with `ladder evaluate` first")
+    flat = [flat_settings(run.read_config().to_dict()) for run in runs]
+    keys = sorted({k for f in flat for k in f} - {"data.dataset", "model.prior", "train.seed",
+                                                  *_NOT_SETTINGS})
+    varying = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
+    finished = []
+    for run, settings in zip(runs, flat, strict=True):
+        evaluation = run.read_evaluation() or {}
+        provenance = evaluation.get("provenance", {})
+        labels = {"dataset": settings["data.dataset"], "prior": settings["model.prior"],
+                  "settings": " ".join(f"{k}={settings.get(k)}" for k in varying) or "-",
+                  "seed": settings["train.seed"]}
+        entry = Run(id=run.path.relative_to(root).as_posix() if run.path != Path(root) else ".",
+                    scale="runs", notebook="", parameters={"seed": labels["seed"]},
+                    outputs=(RunDir.EVALUATION,), labels={"runs": labels})
+        done = {"device": provenance.get("device", "?"),
+                "commit": f"ladder {provenance.get('ladder_version', '?')}",
+                "wall_time_s": provenance.get("wall_time_s", 0.0)}
+        finished.append(Finished(entry, run.path, done, evaluation))
+    counts = sorted({json.dumps(f.result.get("provenance", {}).get("sample_counts", {}),
+                                sort_keys=True) for f in finished})
+    source = Source("runs", [
+        f"- Evaluation sample counts: {'; '.join(counts)}.",
+        f"- Runs: the {len(runs)} evaluated run folders under `{root}` (`ladder report --runs "
+        f"{root}`); `settings`: the config keys that differ between rows. Run times are the "
+        "evaluations'.",
+    ])
+    spec = TableSpec("runs", f"Run folders under {root}", ("runs",),
+                     ("dataset", "prior", "settings"), _FOLDER_COLUMNS)
+    table = build_table(spec, finished, source, [f.run for f in finished])
+    assert table is not None  # every run has its row
+    return table.markdown

@@ -5,7 +5,7 @@ into ``runs/<scale>/<id>/``: the executed notebook, ``log.txt`` (the kernel's ou
 folder of :mod:`ladder.train` (``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt``), the
 notebook's results (``evaluation.json``, figures) and, written last, ``done.json``. A run folder
 with a ``done.json`` is never redone; one without it was interrupted and is executed again, and
-its notebook resumes training from the checkpoint (:func:`ladder.train.train_run`) and keeps a
+its notebook resumes training from the checkpoint (:func:`ladder.train.train`) and keeps a
 current evaluation (:func:`ladder.evaluate.evaluate_once`).
 """
 
@@ -37,19 +37,24 @@ from ladder.experiments.manifest import (
     select,
 )
 from ladder.markdown import format_duration
+from ladder.runs import RunDir
 
-DONE_FILE = "done.json"
 LOG_FILE = "log.txt"
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per execution: an interrupted run is resumed
 #: Parameters the runner fills in itself when the notebook declares them.
 AUTO_PARAMETERS = ("run_dir", "threads", "model_runs")
 
 
-def run_status(run: Run, runs_root: str | os.PathLike) -> str:
-    """``"done"`` (``done.json`` written), ``"interrupted"`` (a folder without it) or ``"new"``."""
+def run_status(run: Run, runs_root: str | os.PathLike,
+               results_root: str | os.PathLike = "results") -> str:
+    """``"done"`` (its folder's ``done.json`` written), ``"landed"`` (finished elsewhere: its
+    small files are committed under ``results/<scale>/runs/``), ``"interrupted"`` (a folder
+    without ``done.json``) or ``"new"``. A landed run is never redone, as a done one."""
     folder = run.directory(runs_root)
-    if (folder / DONE_FILE).is_file():
+    if RunDir(folder).done.is_file():
         return "done"
+    if RunDir(run.landed(results_root)).done.is_file():
+        return "landed"
     return "interrupted" if folder.exists() else "new"
 
 
@@ -167,15 +172,16 @@ def reproduce(
     runs_root: str | os.PathLike = "runs",
     manifest: Manifest | str | os.PathLike | None = None,
     executor: Executor | None = None,
+    results_root: str | os.PathLike = "results",
     cuda: bool | None = None,
     echo: Callable[[str], None] = print,
     classifiers: Callable[[set[str], Callable[[str], None]], None] | None = None,
 ) -> Summary:
     """Execute the runs of ``scale`` (those matching ``only``, see :func:`select`) that are not
-    finished, ``jobs`` at a time, each with ``cores // jobs`` threads (at most
-    ``$OMP_NUM_THREADS`` where that is set); a run starts once the runs
-    it needs are done. Runs that require CUDA are skipped, with the reason, when ``cuda`` (default:
-    ``torch.cuda.is_available()``) is false. Progress goes to ``echo`` and to
+    finished (done, or landed under ``results_root``: :func:`run_status`), ``jobs`` at a time,
+    each with ``cores // jobs`` threads (at most ``$OMP_NUM_THREADS`` where that is set); a run
+    starts once the runs it needs are done. Runs that require CUDA are skipped, with the
+    reason, when ``cuda`` (default: ``torch.cuda.is_available()``) is false. Progress goes to ``echo`` and to
     ``runs/<scale>/reproduce.log``; each run's own output to its ``log.txt``.
 
     Before the first run, ``classifiers`` (default with the papermill executor:
@@ -205,8 +211,8 @@ def reproduce(
     spec = manifest.scale(scale)
     pending: list[Run] = []
     for run in runs:
-        status = run_status(run, runs_root)
-        if status == "done":
+        status = run_status(run, runs_root, results_root)
+        if status in ("done", "landed"):
             summary.already_done.append(run.id)
         elif run.requires == "cuda" and not cuda:
             summary.skipped[run.id] = (
@@ -342,7 +348,7 @@ def _execute(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, 
         "device": device_description(), "commit": git_commit(),
         "python": platform.python_version(),
     }
-    atomic_write(folder / DONE_FILE, json.dumps(done, indent=2) + "\n")
+    atomic_write(RunDir(folder).done, json.dumps(done, indent=2) + "\n")
     with open(log, "a") as handle:
         handle.write(f"== done in {format_duration(wall)}\n")
 
@@ -361,13 +367,14 @@ def _now() -> str:
 
 
 def list_runs(scale: str, only: str | None = None, runs_root: str | os.PathLike = "runs",
-              manifest: Manifest | None = None) -> str:
+              manifest: Manifest | None = None, results_root: str | os.PathLike = "results"
+              ) -> str:
     """A table of the runs of ``scale``: id, experiments, status and the key parameters."""
     manifest = manifest or load_manifest()
     runs = select(manifest.runs(scale), only)
     lines = [f"{len(runs)} runs at scale {scale} ({manifest.path}):"]
     for run in runs:
-        status = run_status(run, runs_root)
+        status = run_status(run, runs_root, results_root)
         extra = " requires cuda" if run.requires else ""
         extra += f" needs {','.join(run.needs)}" if run.needs else ""
         overrides = " ".join(override_list(run.parameters.get("overrides", {})))
