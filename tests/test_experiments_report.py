@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ladder.config import preset_config
@@ -138,3 +139,13 @@ def test_report_folders_pools_seeds_of_one_config_and_names_what_differs(tmp_pat
     assert "| mnist | normal | model.d_t=8 | -120.0 |" in md
     assert "4 evaluated run folders" in md and '{"n_is": 4}' in md
 
+
+
+@pytest.mark.parametrize("scale", ["quick", "medium"])
+def test_the_committed_tables_regenerate_unchanged_from_the_landed_runs(scale, tmp_path):
+    """What a fresh clone has (results/, no runs/) makes the committed tables byte for byte."""
+    committed = Path(__file__).resolve().parent.parent / "results" / scale
+    shutil.copytree(committed, tmp_path / scale)
+    report(scale, tmp_path / "no-runs", tmp_path, echo=lambda _: None)
+    for path in sorted(committed.glob("*.*")):
+        assert (tmp_path / scale / path.name).read_bytes() == path.read_bytes(), path.name

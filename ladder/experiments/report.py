@@ -296,13 +296,17 @@ def report(
             labels = f.run.labels.get(exp)
             if labels is None or labels.get("seed", 0) != 0:
                 continue
+            copied = []
             for src in sorted(f.folder.glob(pattern)):
                 figures.mkdir(exist_ok=True)
-                dest = figures / target.format(**labels, stem=src.stem)
-                shutil.copyfile(src, dest)
-                written.append(dest)
-                files.append([f"[figures/{dest.name}](figures/{dest.name})",
-                              f"{exp}: {src.name} of {f.run.id}", "1"])
+                copied.append(figures / target.format(**labels, stem=src.stem))
+                shutil.copyfile(src, copied[-1])
+            written += copied
+            # a landed run has no images: its figures are the ones copied when it finished
+            shown = copied or sorted(figures.glob(target.format(**labels,
+                                                                stem=Path(pattern).stem)))
+            files += [[f"[figures/{dest.name}](figures/{dest.name})", f"{exp} of {f.run.id}",
+                       "1"] for dest in shown]
     written += land(finished, results_root)
     readme = out_dir / "README.md"
     index.append(markdown_table(["file", "what", "runs"], files))
