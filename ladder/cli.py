@@ -17,7 +17,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from ladder.config import PRESETS, PRIORS, ConfigError, load_config
+from ladder.config import EVALUATION, PRESETS, PRIORS, ConfigError, load_config
 
 MAX_SEED = 2**64 - 1  # torch's generators take seeds in [0, 2**64)
 MAX_GRID = 10_000  # `ladder sample --n`: the smallest test split (MNIST, Fashion)
@@ -328,23 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
             " distance (FCD) of generated and reconstructed images with the real-vs-real floor"
             " (Table 1, SM Table 1), precision/recall/density/coverage, and NMI/ARI of the"
             " prior's components against the classes (Fig 4). Writes one JSON per run with its"
-            " provenance and prints a Markdown table. The defaults are the paper protocol;"
-            " for quick CPU runs use --n-samples 2000 --n-is 100 --n-nll 200."
+            " provenance and prints a Markdown table. The defaults are the paper protocol"
+            " (ladder.config.EVALUATION); on a CPU lower them, as the quick and medium scales of"
+            " experiments/manifest.yaml do."
         ),
     )
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                    help="run folder(s); several give a table with one column per run")
     p.add_argument("--n-samples", type=int, metavar="N",
                    help="images per side for FCD and PRDC: generated, reconstructed, test and "
-                        "train (default 10000; compare FCDs only at equal N)")
+                        f"train (default {EVALUATION.n_samples}; compare FCDs only at equal N)")
     p.add_argument("--n-is", type=int, metavar="K",
-                   help="importance samples for log p(z) and log p(x) (default 1000)")
+                   help=f"importance samples for log p(z) and log p(x) (default {EVALUATION.n_is})")
     p.add_argument("--n-nll", type=int, metavar="N",
                    help="test images for -log p(x), a seeded class-balanced subset (default "
-                        "1000; 0 skips it)")
+                        f"{EVALUATION.n_nll}; 0 skips it)")
     p.add_argument("--n-inner", type=int, metavar="K",
                    help="inner samples t ~ q(t|z) of the nested log p(x) for the generative "
-                        "priors (default 10)")
+                        f"priors (default {EVALUATION.n_inner})")
     p.add_argument("--n-test", type=int, metavar="N",
                    help="a seeded class-balanced subset of the test split (default: all of it)")
     p.add_argument("--classifier", type=Path, metavar="FILE",

@@ -28,6 +28,7 @@ which take most of the time, are not lost; the ``generation`` block then says ``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -45,6 +46,7 @@ from torch import Tensor
 
 from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
 from ladder.classifier import CLASSIFIER_DATASETS
+from ladder.config import EVALUATION, EvaluationCounts
 from ladder.data import ImageSet, balanced_subset, load_dataset
 from ladder.markdown import format_pm, markdown_table
 from ladder.metrics import (
@@ -65,8 +67,6 @@ from ladder.runs import RunDir, load_run
 from ladder.train import derived_seed
 
 SCHEMA_VERSION = 1
-DEFAULT_SAMPLES = 10_000  # = ladder.features.DEFAULT_SAMPLE_COUNT, without importing torchmetrics
-DEFAULT_NLL_IMAGES = 1000
 
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "elbo": ("elbo", "elbo_stderr", "reconstruction", "entropy", "cross_entropy", "mae",
@@ -87,7 +87,7 @@ PROVENANCE_KEYS = ("run_dir", "config", "checkpoint", "seed", "ladder_version", 
                    "started", "wall_time_s", "stage_seconds")
 
 
-SAMPLE_COUNTS = ("n_test", "n_samples", "n_is", "n_nll", "n_inner")
+SAMPLE_COUNTS = tuple(f.name for f in dataclasses.fields(EvaluationCounts))
 """The sample counts an evaluation records in ``provenance.sample_counts``."""
 
 
@@ -100,9 +100,9 @@ def evaluate_run(
     *,
     device: str = "auto",
     n_test: int | None = None,
-    n_samples: int = DEFAULT_SAMPLES,
+    n_samples: int = EVALUATION.n_samples,
     n_is: int = DEFAULT_IS_SAMPLES,
-    n_nll: int = DEFAULT_NLL_IMAGES,
+    n_nll: int = EVALUATION.n_nll,
     n_inner: int = DEFAULT_INNER_SAMPLES,
     classifier: Any = None,
     inception_weights: str | os.PathLike | None = None,

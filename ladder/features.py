@@ -29,6 +29,8 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from tqdm.auto import tqdm
 
+from ladder.config import EVALUATION
+
 __all__ = [
     "DEFAULT_SAMPLE_COUNT",
     "FCD_LABEL",
@@ -39,7 +41,7 @@ __all__ = [
     "prdc_metrics",
 ]
 
-DEFAULT_SAMPLE_COUNT = 10_000
+DEFAULT_SAMPLE_COUNT = EVALUATION.n_samples
 """Images per side of every FCD / PRDC / FID comparison: 10k generated (or reconstructed) images
 against the 10k test images, and for the real-vs-real floor 10k training images (a seeded random
 subset) against the same 10k test images. Fréchet distances are biased upwards by an amount that

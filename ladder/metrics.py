@@ -41,6 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ladder.aggregate import aggregate_log_density_at_codes
+from ladder.config import EVALUATION
 from ladder.data import ImageSet
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE
@@ -54,10 +55,10 @@ if TYPE_CHECKING:
 
 ELBO_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae")
 
-DEFAULT_IS_SAMPLES = 1000
+DEFAULT_IS_SAMPLES = EVALUATION.n_is
 """K, the importance samples per point for log p(z) (Table 2) and log p(x)."""
 
-DEFAULT_INNER_SAMPLES = 10
+DEFAULT_INNER_SAMPLES = EVALUATION.n_inner
 """Inner samples t ~ q(t|z) per outer z of the nested log p(x) estimate (generative priors).
 
 Any inner count gives a valid stochastic lower bound on log p(x): the inner average is an unbiased

@@ -9,9 +9,11 @@ import pytest
 
 from ladder.config import load_config, preset_config
 from ladder.experiments.manifest import (
+    DEFAULT_MANIFEST,
     SCALES,
     ManifestError,
     Run,
+    load_manifest,
     override_dict,
     override_list,
     select,
@@ -97,3 +99,17 @@ def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
     assert len(select(runs, "fig2, quick/fig4-*-seed1")) == 4
     with pytest.raises(ManifestError, match="matches no run"):
         select(runs, "nothing-like-this")
+
+
+def test_a_scale_names_only_known_evaluation_counts(tmp_path):
+    import yaml
+
+    from ladder.config import EVALUATION
+
+    data = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    assert set(data["scales"]["paper"]["evaluate"]) <= set(vars(EVALUATION))
+    data["scales"]["quick"]["evaluate"]["n_iss"] = 10
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ManifestError, match=r"scale 'quick': evaluate names unknown .*n_iss"):
+        load_manifest(path)

@@ -8,6 +8,7 @@ config of every training run (:func:`compose_training`); :func:`select` picks ru
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import itertools
 import json
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ladder.config import Config, load_config, preset_config
+from ladder.config import Config, EvaluationCounts, load_config, preset_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -164,6 +165,11 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
                                  evaluate=dict(s.get("evaluate") or {}))
         except (KeyError, TypeError) as err:
             raise ManifestError(f"scale {name!r}: missing or malformed {err}") from err
+        counts = [f.name for f in dataclasses.fields(EvaluationCounts)]
+        unknown_counts = sorted(set(scales[name].evaluate) - set(counts))
+        if unknown_counts:
+            raise ManifestError(f"scale {name!r}: evaluate names unknown sample counts "
+                                f"{unknown_counts}; valid: {', '.join(counts)}")
     known = {f for f in Experiment.__dataclass_fields__ if f != "name"}
     experiments = {}
     for name, e in data["experiments"].items():
