@@ -251,14 +251,24 @@ PRESET_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
-def preset_config(preset: str = "paper", dataset: str = "mnist", prior: str = "ladder") -> Config:
-    """The config of a preset for one dataset and prior."""
+def preset_config(preset: str = "paper", dataset: str = "mnist", prior: str = "ladder",
+                  **settings: Any) -> Config:
+    """The config of a preset for one dataset and prior, with ``settings`` on top: keyword
+    arguments named as ``--set`` keys without their section where that is unambiguous
+    (``epochs=3``, ``d_z=2``, ``seed=1``), the one way a chapter gets its config from its
+    parameters. The result is validated."""
     dataset = canonical_dataset(dataset)
     check_choice("preset", preset, PRESETS)
     cfg = Config(preset=preset)
     cfg.data.dataset = dataset
     cfg.model.prior = prior
     update_settings(cfg, PRESET_OVERRIDES[preset][dataset], "")
+    for key, value in settings.items():
+        section, name = _resolve_key(key)
+        if section is None or name in ("dataset", "prior"):
+            raise ConfigError(f"unknown setting {key!r}; give a key of the data, model or train "
+                              "section (dataset and prior are arguments)")
+        update_settings(cfg, {section: {name: value}}, "")
     cfg.validate()
     return cfg
 

@@ -71,8 +71,8 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor
 
 from ladder.dpgmm_cavi import (
+    ConjugatePrior,
     Posterior,
-    Prior,
     coordinate_ascent,
     expected_weights,
     log_rho,
@@ -198,9 +198,9 @@ class DPGMM:
          self.degrees_of_freedom_prior_, self.mean_prior_, self.covariance_prior_) = \
             priors_in_effect(self, X)
 
-    def _prior(self, center: Tensor) -> Prior:
+    def _prior(self, center: Tensor) -> ConjugatePrior:
         """The priors in effect, with the mean prior relative to ``center``."""
-        return Prior(self.weight_concentration_prior_, self.mean_prior_ - center,
+        return ConjugatePrior(self.weight_concentration_prior_, self.mean_prior_ - center,
                      self.mean_precision_prior_, self.degrees_of_freedom_prior_,
                      self.covariance_prior_)
 

@@ -26,7 +26,8 @@ from ladder.dpgmm_density import MahalanobisForm
 from ladder.numerics import LOG_2PI
 
 __all__ = [
-    "CaviRun", "Posterior", "Prior", "Statistics", "break_sticks", "coordinate_ascent", "elbo",
+    "CaviRun", "ConjugatePrior", "Posterior", "Statistics", "break_sticks", "coordinate_ascent",
+    "elbo",
     "expected_log_det_precision", "expected_log_likelihood", "expected_log_sticks",
     "expected_log_weights", "expected_weights", "log_det_expected_precision", "log_rho",
     "log_rho_offset", "log_wishart_norm", "m_step", "normal_wishart_kl", "responsibilities",
@@ -35,7 +36,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Prior:
+class ConjugatePrior:
     """The priors in effect: Beta(1, alpha_0) sticks and the Normal-Wishart
     N(mu | m_0, (beta_0 Lambda)^-1) W(Lambda | W_0, nu_0), with W_0^-1 (scikit-learn's
     ``covariance_prior``) given."""
@@ -137,7 +138,7 @@ def expected_log_det_precision(q: Posterior) -> Tensor:
             + log_det_expected_precision(q) - d * torch.log(q.nu))
 
 
-def update_normal_wishart(stats: Statistics, prior: Prior,
+def update_normal_wishart(stats: Statistics, prior: ConjugatePrior,
                           reg_covar: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """q(mu_k, Lambda_k) (Bishop 10.60-10.63): beta_k = beta_0 + N_k, m_k = (beta_0 m_0 + N_k
     xbar_k) / beta_k, nu_k = nu_0 + N_k and W_k^-1 = W_0^-1 + N_k S_k + beta_0 N_k / beta_k
@@ -205,7 +206,7 @@ def sufficient_statistics(X: Tensor, resp: Tensor) -> Statistics:
                       * means[:, None, :])
 
 
-def m_step(stats: Statistics, prior: Prior, reg_covar: float) -> Posterior:
+def m_step(stats: Statistics, prior: ConjugatePrior, reg_covar: float) -> Posterior:
     """M-step: the sticks q(v) and the components q(mu, Lambda) given the statistics."""
     g1, g2 = update_sticks(stats.counts, prior.alpha0)
     return Posterior(g1, g2, *update_normal_wishart(stats, prior, reg_covar))
@@ -233,7 +234,7 @@ def expected_log_likelihood(stats: Statistics, q: Posterior) -> Tensor:
     return (stats.counts * log_rho_offset(q) - 0.5 * (spread + shift)).sum()
 
 
-def stick_kl(q: Posterior, prior: Prior) -> Tensor:
+def stick_kl(q: Posterior, prior: ConjugatePrior) -> Tensor:
     """sum_k KL(q(v_k) || Beta(1, alpha_0)) = sum_k E[log q(v_k)] - E[log p(v_k)]."""
     elog_v, elog_1mv = expected_log_sticks(q)
     log_beta_q = torch.lgamma(q.g1) + torch.lgamma(q.g2) - torch.lgamma(q.g1 + q.g2)
@@ -241,7 +242,7 @@ def stick_kl(q: Posterior, prior: Prior) -> Tensor:
              - (q.g1 - 1.0) * elog_v - (q.g2 - 1.0) * elog_1mv).sum()
 
 
-def normal_wishart_kl(q: Posterior, prior: Prior) -> Tensor:
+def normal_wishart_kl(q: Posterior, prior: ConjugatePrior) -> Tensor:
     """sum_k KL(q(mu_k, Lambda_k) || p(mu_k, Lambda_k)) (Bishop 10.74 and 10.77 with B.79)."""
     d = q.m.shape[1]
     prec = q.precision
@@ -257,7 +258,7 @@ def normal_wishart_kl(q: Posterior, prior: Prior) -> Tensor:
     return -(normal + wishart).sum()
 
 
-def elbo(stats: Statistics, entropy: Tensor, q: Posterior, prior: Prior) -> Tensor:
+def elbo(stats: Statistics, entropy: Tensor, q: Posterior, prior: ConjugatePrior) -> Tensor:
     """L(t; xi) of Eq (6) with all its terms: sum_ik r_ik log rho_ik - sum_ik r_ik log r_ik
     - KL(q(v) || p(v)) - KL(q(mu, Lambda) || p(mu, Lambda)) (Bishop 10.70-10.77, with the Beta
     sticks of Blei & Jordan 2006)."""
@@ -277,7 +278,7 @@ class CaviRun:
     converged: bool
 
 
-def coordinate_ascent(X: Tensor, q: Posterior, prior: Prior, *, reg_covar: float, max_iter: int,
+def coordinate_ascent(X: Tensor, q: Posterior, prior: ConjugatePrior, *, reg_covar: float, max_iter: int,
                       tol: float, per_point: bool, previous_bound: float) -> CaviRun:
     """CAVI from ``q``: E-step, M-step and bound, until the bound changes by less than ``tol``
     (divided by N first where ``per_point``) from the iteration before (the first iteration is

@@ -54,7 +54,6 @@ from ladder.metrics import (
     DEFAULT_IS_SAMPLES,
     cluster_statistics,
     cross_entropy_statistics,
-    elbo_statistics,
     fixed_laplace_scale,
     generate,
     generation_statistics,
@@ -62,7 +61,7 @@ from ladder.metrics import (
     log_likelihood,
     reconstruct,
 )
-from ladder.model import VAE
+from ladder.model import VAE, elbo_statistics
 from ladder.runs import RunDir, load_run
 from ladder.train import derived_seed
 

@@ -31,9 +31,10 @@ from ladder.aggregate import aggregate_log_density
 from ladder.config import Config, ModelConfig
 from ladder.data import ImageSet
 from ladder.metrics import mean_and_stderr
-from ladder.model import VAE, build_prior
+from ladder.model import VAE
 from ladder.prior_block import encode_images as encode  # q(z|x) of every image, re-exported
 from ladder.prior_block import fit_prior
+from ladder.prior_registry import build_prior
 from ladder.prior_vae import PriorVAE
 from ladder.priors import Prior, reparameterise
 
@@ -200,7 +201,7 @@ def fit_priors(
     progress: bool = False,
 ) -> tuple[dict[str, Prior], dict[str, list[float]]]:
     """Fit each prior in ``names`` to the encodings of ``images`` with ``model``'s autoencoder
-    fixed (Fig 2's protocol): built by :func:`ladder.model.build_prior` from
+    fixed (Fig 2's protocol): built by :func:`ladder.prior_registry.build_prior` from
     :func:`prior_config`, then :func:`ladder.prior_block.fit_prior` for ``epochs`` epochs. Returns the
     fitted priors and each fitted one's per-epoch objective (its cross-entropy estimate);
     ``"normal"`` has nothing to fit. Every prior is seeded with ``seed``, independently of the

@@ -2,7 +2,7 @@
 
 Paper (Sec 4, SM F):
 
-* :func:`elbo_statistics`: Table 3, the ELBO per image in nats with the Laplace normaliser
+* :func:`ladder.model.elbo_statistics`: Table 3, the ELBO per image in nats with the Laplace normaliser
   -D log 2 sigma included, its three terms (Eq (2)), and the per-pixel mean absolute
   reconstruction error (Table 3 reports it x0.01).
 * :func:`cross_entropy_statistics`: Table 2, E_q(z)[log p(z)] two ways: the prior's own estimate
@@ -44,16 +44,14 @@ from ladder.aggregate import aggregate_log_density_at_codes
 from ladder.config import EVALUATION
 from ladder.data import ImageSet
 from ladder.likelihoods import LaplaceLikelihood
-from ladder.model import VAE
+from ladder.model import VAE, elbo_statistics
 from ladder.priors import Prior, reparameterise
 
 if TYPE_CHECKING:
     from ladder.classifier import LeNetClassifier
 
-# ladder.features (torchmetrics, scikit-learn, prdc) is imported where it is used: the trainer
-# imports this module for elbo_statistics and should not pay for it.
-
-ELBO_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae")
+# ladder.features (torchmetrics, scikit-learn, prdc) is imported where it is used: slow to import,
+# and only the Fréchet distances need it.
 
 DEFAULT_IS_SAMPLES = EVALUATION.n_is
 """K, the importance samples per point for log p(z) (Table 2) and log p(x)."""
@@ -71,34 +69,6 @@ MAX_DECODED_PIXELS = 2000 * 784
 MAX_PRIOR_ROWS = 50_000
 """Memory bound: at most this many (z, t) pairs in one prior-VAE forward pass (about 100 MB per
 512-wide hidden layer)."""
-
-
-@torch.no_grad()
-def elbo_statistics(
-    model: VAE, images: ImageSet, batch_size: int = 500, progress: bool = False
-) -> dict[str, float]:
-    """Mean ELBO terms per image over ``images`` (one z sample per image, as the paper's Table 3),
-    with the standard error of the mean ELBO across images."""
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(len(ELBO_TERMS), dtype=torch.float64, device=images.device)
-    square_sum = torch.zeros((), dtype=torch.float64, device=images.device)
-    count = 0
-    batches = images.iter_batches(batch_size, shuffle=False, drop_last=False)
-    total = -(-len(images) // batch_size)
-    for x, _ in tqdm(batches, total=total, desc="evaluate", disable=not progress, leave=False):
-        terms = model.elbo_terms(x)
-        stacked = torch.stack([terms[name].double() for name in ELBO_TERMS])
-        sums += stacked.sum(1)
-        square_sum += terms["elbo"].double().square().sum()
-        count += x.shape[0]
-    model.train(was_training)
-    means = (sums / count).tolist()
-    result = dict(zip(ELBO_TERMS, means, strict=True))
-    variance = max(square_sum.item() / count - result["elbo"] ** 2, 0.0)
-    result["elbo_stderr"] = (variance / max(count - 1, 1)) ** 0.5
-    result["n_images"] = count
-    return result
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,23 +19,25 @@ data range [0, 1]. With a ReLU or sigmoid output the two differ only where a ReL
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ladder.config import ModelConfig
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.nets import build_autoencoder
-from ladder.prior_vae import DPGMMHyperPrior, PriorVAE
+from ladder.prior_registry import build_prior
 from ladder.priors import (
-    GMMPrior,
-    NormalPrior,
     Prior,
-    VampPrior,
     gaussian_entropy,
     reparameterise,
     standard_normal_cross_entropy,
 )
+
+if TYPE_CHECKING:
+    from ladder.data import ImageSet
 
 IMAGE_RANGE = (0.0, 1.0)
 """The data range of every data set (SM D: pixels scaled to [0, 1])."""
@@ -110,63 +112,6 @@ class VAE(nn.Module):
         return self.images(self.decoder(z))
 
 
-def ladder_dims(d_z: int, d_t: int, n_levels: int) -> list[int]:
-    """Latent sizes of a ladder of ``n_levels`` prior VAEs, geometric from d_z down to d_t."""
-    return [max(d_t, round(d_z * (d_t / d_z) ** (i / n_levels))) for i in range(1, n_levels + 1)]
-
-
-def build_prior(
-    cfg: ModelConfig,
-    encoder: nn.Module,
-    image_shape: tuple[int, int, int],
-    seed: int = 0,
-) -> Prior:
-    """The prior named by ``cfg.prior`` (one of the five of Sec 4)."""
-    if cfg.prior == "normal":
-        return NormalPrior(cfg.d_z)
-    if cfg.prior == "gmm":
-        return GMMPrior(cfg.d_z, cfg.n_components, cfg.gmm_fit, cfg.gmm_covariance_reg, cfg.n_mc,
-                        seed)
-    if cfg.prior == "vamp":
-        return VampPrior(encoder, cfg.d_z, image_shape, cfg.n_components, cfg.n_mc, seed,
-                         cfg.vamp_init, cfg.vamp_constrain)
-    if cfg.prior == "hierarchical":
-        return _prior_vae(cfg, cfg.d_z, cfg.d_t, NormalPrior(cfg.d_t))
-    if cfg.prior == "ladder":
-        dims = ladder_dims(cfg.d_z, cfg.d_t, cfg.n_levels)
-        prior: Prior = DPGMMHyperPrior(
-            dims[-1],
-            cfg.n_components,
-            cfg.weight_concentration_prior,
-            cfg.dpgmm_priors,
-            cfg.hyper_log_prob,
-            cfg.density_kind,
-            cfg.n_mc,
-            cfg.dpgmm_max_iter,
-            seed,
-        )
-        for d_in, d_out in reversed(list(zip([cfg.d_z, *dims[:-1]], dims, strict=True))):
-            prior = _prior_vae(cfg, d_in, d_out, prior)
-        return prior
-    raise ValueError(f"unknown prior {cfg.prior!r}")
-
-
-def _prior_vae(cfg: ModelConfig, dim: int, latent_dim: int, hyper: Prior) -> PriorVAE:
-    return PriorVAE(
-        dim,
-        latent_dim,
-        hyper,
-        hidden=cfg.prior_hidden,
-        n_layers=cfg.prior_layers,
-        slope=cfg.prior_slope,
-        std_floor=cfg.std_floor,
-        scale_mode=cfg.prior_scale_mode,
-        scale_init=cfg.prior_scale_init,
-        scale_bounds=tuple(cfg.prior_scale_bounds),
-        sample_noise=cfg.sample_noise,
-    )
-
-
 def build_model(cfg: ModelConfig, dataset: str, image_shape: tuple[int, int, int],
                 seed: int = 0) -> VAE:
     """The data VAE of SM E for ``dataset`` with the configured likelihood and prior."""
@@ -177,3 +122,35 @@ def build_model(cfg: ModelConfig, dataset: str, image_shape: tuple[int, int, int
     likelihood = LaplaceLikelihood(cfg.sigma_mode, cfg.sigma_init)
     prior = build_prior(cfg, encoder, image_shape, seed)
     return VAE(encoder, decoder, likelihood, prior)
+
+
+ELBO_TERMS = ("elbo", "reconstruction", "entropy", "cross_entropy", "mae")
+"""The per-image quantities :func:`elbo_statistics` averages (:meth:`VAE.elbo_terms`)."""
+
+
+@torch.no_grad()
+def elbo_statistics(
+    model: VAE, images: ImageSet, batch_size: int = 500, progress: bool = False
+) -> dict[str, float]:
+    """Mean ELBO terms per image over ``images`` (one z sample per image, as the paper's Table 3),
+    with the standard error of the mean ELBO across images."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(len(ELBO_TERMS), dtype=torch.float64, device=images.device)
+    square_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    count = 0
+    batches = images.iter_batches(batch_size, shuffle=False, drop_last=False)
+    total = -(-len(images) // batch_size)
+    for x, _ in tqdm(batches, total=total, desc="evaluate", disable=not progress, leave=False):
+        terms = model.elbo_terms(x)
+        stacked = torch.stack([terms[name].double() for name in ELBO_TERMS])
+        sums += stacked.sum(1)
+        square_sum += terms["elbo"].double().square().sum()
+        count += x.shape[0]
+    model.train(was_training)
+    means = (sums / count).tolist()
+    result = dict(zip(ELBO_TERMS, means, strict=True))
+    variance = max(square_sum.item() / count - result["elbo"] ** 2, 0.0)
+    result["elbo_stderr"] = (variance / max(count - 1, 1)) ** 0.5
+    result["n_images"] = count
+    return result

@@ -16,7 +16,7 @@ and ``p(t)`` is any :class:`~ladder.priors.Prior`. That one recursion gives all 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -27,7 +27,9 @@ from ladder.likelihoods import GaussianLikelihood
 from ladder.nets import GaussianMLPEncoder, MLPDecoder
 from ladder.priors import (
     MixtureComponents,
+    NormalPrior,
     Prior,
+    PriorContext,
     active_dimensions,
     floor_share,
     gaussian_entropy,
@@ -35,6 +37,9 @@ from ladder.priors import (
     reparameterise,
     standard_normal_cross_entropy,
 )
+
+if TYPE_CHECKING:
+    from ladder.config import ModelConfig
 
 
 class PriorVAE(Prior):
@@ -323,4 +328,44 @@ def make_dpgmm(
         random_state=seed,
         warm_start=True,
         **kwargs,
+    )
+
+
+def ladder_dims(d_z: int, d_t: int, n_levels: int) -> list[int]:
+    """Latent sizes of a ladder of ``n_levels`` prior VAEs, geometric from d_z down to d_t."""
+    return [max(d_t, round(d_z * (d_t / d_z) ** (i / n_levels))) for i in range(1, n_levels + 1)]
+
+
+def hierarchical_prior(cfg: ModelConfig, context: PriorContext) -> PriorVAE:
+    """The hierarchical prior of Sec 4: one prior VAE from z (d_z) to t (d_t) with p(t) = N(0, I)."""
+    return prior_vae_level(cfg, cfg.d_z, cfg.d_t, NormalPrior(cfg.d_t))
+
+
+def ladder_prior(cfg: ModelConfig, context: PriorContext) -> PriorVAE:
+    """LaDDer's prior (Sec 3): ``model.n_levels`` prior VAEs from z down to t (:func:`ladder_dims`)
+    over the DP-GMM hyper prior p(t) of Sec 3.2."""
+    dims = ladder_dims(cfg.d_z, cfg.d_t, cfg.n_levels)
+    prior: Prior = DPGMMHyperPrior(dims[-1], cfg.n_components, cfg.weight_concentration_prior,
+                                   cfg.dpgmm_priors, cfg.hyper_log_prob, cfg.density_kind,
+                                   cfg.n_mc, cfg.dpgmm_max_iter, context.seed)
+    for d_in, d_out in reversed(list(zip([cfg.d_z, *dims[:-1]], dims, strict=True))):
+        prior = prior_vae_level(cfg, d_in, d_out, prior)
+    return prior
+
+
+def prior_vae_level(cfg: ModelConfig, dim: int, latent_dim: int, hyper: Prior) -> PriorVAE:
+    """One prior VAE from ``dim`` to ``latent_dim`` over ``hyper``, with ``cfg``'s prior-net
+    settings (``prior_*``, ``std_floor``, ``sample_noise``)."""
+    return PriorVAE(
+        dim,
+        latent_dim,
+        hyper,
+        hidden=cfg.prior_hidden,
+        n_layers=cfg.prior_layers,
+        slope=cfg.prior_slope,
+        std_floor=cfg.std_floor,
+        scale_mode=cfg.prior_scale_mode,
+        scale_init=cfg.prior_scale_init,
+        scale_bounds=tuple(cfg.prior_scale_bounds),
+        sample_noise=cfg.sample_noise,
     )

@@ -51,8 +51,7 @@ from ladder.config import Config
 from ladder.data import ImageSet, load_dataset
 from ladder.device import select_device, select_precision
 from ladder.diagnose import diagnose, findings
-from ladder.metrics import elbo_statistics
-from ladder.model import build_model
+from ladder.model import build_model, elbo_statistics
 from ladder.prior_block import encode_images, frozen, prior_block_pass, prior_block_step
 from ladder.priors import reparameterise
 from ladder.resume import flat_settings

@@ -354,8 +354,8 @@ def test_the_refit_limits_are_what_the_refits_need():
     import torch
     from sklearn.utils import check_random_state
 
+    from ladder.prior_gmm import GMMPrior
     from ladder.prior_vae import make_dpgmm
-    from ladder.priors import GMMPrior
 
     torch.manual_seed(0)
     make_dpgmm(2, 50, priors="sklearn").fit(torch.randn(3, 2))  # d_t + 1 points
@@ -410,3 +410,16 @@ def test_vamp_constrain_is_a_validated_choice_defaulting_to_sigmoid():
     with pytest.raises(ConfigError, match="model.vamp_constrain = 'tanh' is not valid; choose "
                                           "one of: none, sigmoid"):
         cfg.validate()
+
+
+def test_preset_config_takes_a_chapters_parameters_as_keywords():
+    cfg = preset_config("paper", "fashion", "ladder", d_z=2, d_t=1, n_train=500, epochs=2,
+                        lr=1e-3, seed=4, device="cpu", progress=False)
+    expected = load_config(preset="paper", dataset="fashion", prior="ladder", overrides=[
+        "model.d_z=2", "model.d_t=1", "data.n_train=500", "train.epochs=2", "train.lr=1e-3",
+        "train.seed=4", "train.device=cpu", "train.progress=false"])
+    assert cfg == expected
+    with pytest.raises(ConfigError, match="unknown setting 'dz'"):
+        preset_config(dz=2)
+    with pytest.raises(ConfigError, match="exceeds model.d_z"):
+        preset_config(d_z=2, d_t=4)

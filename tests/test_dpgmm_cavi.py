@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from ladder.dpgmm import DPGMM
 from ladder.dpgmm_cavi import (
+    ConjugatePrior,
     Posterior,
-    Prior,
     break_sticks,
     coordinate_ascent,
     elbo,
@@ -39,12 +39,12 @@ CASES = {
 }
 
 
-def paper_prior(d: int, alpha0: float = 0.1) -> Prior:
-    return Prior(alpha0, torch.zeros(d, dtype=torch.float64), 1.0, float(d),
+def paper_prior(d: int, alpha0: float = 0.1) -> ConjugatePrior:
+    return ConjugatePrior(alpha0, torch.zeros(d, dtype=torch.float64), 1.0, float(d),
                  torch.eye(d, dtype=torch.float64))
 
 
-def random_start(X: torch.Tensor, K: int, seed: int, prior: Prior) -> Posterior:
+def random_start(X: torch.Tensor, K: int, seed: int, prior: ConjugatePrior) -> Posterior:
     gen = torch.Generator().manual_seed(seed)
     return m_step(sufficient_statistics(X, initial_responsibilities(X, K, "random", gen)), prior,
                   0.0)

@@ -24,8 +24,9 @@ from ladder.latent2d import (
     prior_config,
 )
 from ladder.likelihoods import LaplaceLikelihood
-from ladder.model import VAE, build_prior
+from ladder.model import VAE
 from ladder.plots.latent2d import plot_fig2, plot_log_densities
+from ladder.prior_registry import build_prior
 from ladder.priors import NormalPrior, reparameterise, standard_normal_cross_entropy
 
 matplotlib.use("Agg")

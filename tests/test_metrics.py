@@ -18,7 +18,6 @@ from ladder.features import cluster_agreement
 from ladder.metrics import (
     component_assignments,
     cross_entropy_statistics,
-    elbo_statistics,
     fixed_laplace_scale,
     generate,
     generation_statistics,
@@ -27,9 +26,11 @@ from ladder.metrics import (
     log_likelihood,
     mixture_view,
 )
-from ladder.model import VAE, build_model
+from ladder.model import VAE, build_model, elbo_statistics
+from ladder.prior_gmm import GMMPrior
 from ladder.prior_vae import DPGMMHyperPrior, PriorVAE
-from ladder.priors import GMMPrior, NormalPrior, VampPrior
+from ladder.prior_vamp import VampPrior
+from ladder.priors import NormalPrior
 
 
 class _LinearEncoder(nn.Module):

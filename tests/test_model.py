@@ -9,7 +9,8 @@ from torch.distributions import MultivariateNormal
 
 from ladder.config import preset_config
 from ladder.likelihoods import GaussianLikelihood
-from ladder.model import VAE, build_model, ladder_dims
+from ladder.model import VAE, build_model
+from ladder.prior_vae import ladder_dims
 from ladder.priors import NormalPrior
 
 

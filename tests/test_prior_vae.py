@@ -11,7 +11,7 @@ from torch import nn
 from torch.distributions import MultivariateNormal
 
 from ladder.config import preset_config
-from ladder.model import build_prior
+from ladder.prior_registry import build_prior
 from ladder.prior_vae import DPGMMHyperPrior, PriorVAE
 from ladder.priors import NormalPrior
 
