@@ -10,14 +10,13 @@ for bad input (options, config, files, a diverged training run) and 1 for a faul
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from ladder.config import EVALUATION, PRESETS, PRIORS, ConfigError, load_config
+import ladder.cli_commands as commands
+from ladder.config import EVALUATION, PRESETS, PRIORS
 
 MAX_SEED = 2**64 - 1  # torch's generators take seeds in [0, 2**64)
 MAX_GRID = 10_000  # `ladder sample --n`: the smallest test split (MNIST, Fashion)
@@ -47,11 +46,6 @@ def _int_between(low: int, high: int) -> typing.Callable[[str], int]:
     return parse
 
 
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line (a multi-line message is joined)."""
-    return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or repr(err)
-
-
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="a YAML file under configs/ (or your own)")
     parser.add_argument("--preset", choices=PRESETS, help="paper (SM E), reference or quick")
@@ -62,235 +56,6 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         help="override one setting, e.g. --set train.epochs=3 (repeatable)",
     )
     parser.add_argument("--device", help="auto, cpu, cuda or mps (same as --set train.device=...)")
-
-
-def _overrides(args: argparse.Namespace) -> list[str]:
-    return [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
-
-
-def _compose(args: argparse.Namespace):
-    return load_config(
-        args.config, preset=args.preset, dataset=args.dataset, prior=args.prior,
-        overrides=_overrides(args),
-    )
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from ladder.train import Trainer, train
-
-    if args.resume:
-        given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset),
-                                          ("--dataset", args.dataset), ("--prior", args.prior),
-                                          ("--run-dir", args.run_dir)) if value is not None]
-        if given:
-            raise ConfigError(
-                f"{', '.join(given)} cannot be combined with --resume: a resumed run keeps the "
-                f"model and data of {args.resume / 'config.yaml'}; change training settings with "
-                "--set train.KEY=VALUE, or start a new run without --resume"
-            )
-        trainer = Trainer.resume(args.resume, _overrides(args))
-        done, epochs = trainer.epoch, trainer.cfg.train.epochs
-        if trainer.is_complete:
-            print(f"{args.resume} has completed its {epochs} epochs; nothing to train (raise "
-                  "train.epochs with --set to train more)", file=sys.stderr)
-        else:
-            changes = "; ".join(f"{key}: {old!r} -> {new!r}"
-                                for key, (old, new) in trainer.pending_changes.items())
-            print(f"resuming {args.resume} after epoch {done} of {epochs}"
-                  + (f", changing {changes}" if changes else ""), file=sys.stderr)
-        trainer.fit()
-    else:
-        cfg = _compose(args)
-        run_dir = args.run_dir or Path("runs") / (
-            f"{cfg.data.dataset}-{cfg.model.prior}-{cfg.preset}-seed{cfg.train.seed}"
-        )
-        trainer = train(cfg, run_dir)
-    last = trainer.records[-1]
-    print(json.dumps({"run_dir": str(trainer.run_dir), "epoch": last["epoch"],
-                      "test_elbo": last["test_elbo"], "test_mae": last["test_mae"]}))
-    return 0
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import warnings
-
-    from ladder.evaluate import EvaluationSkipped, evaluate_run, summary_table
-    from ladder.runs import RunDir
-
-    if args.out is not None and len(args.run_dirs) > 1:
-        print("ladder evaluate: error: --out needs a single RUN_DIR", file=sys.stderr)
-        return 2
-    if args.frozen_latent:
-        return _frozen_latent(args)
-    warnings.simplefilter("ignore", EvaluationSkipped)  # printed below, once per run
-    counts = {key: getattr(args, key) for key in ("n_samples", "n_is", "n_nll", "n_inner")
-              if getattr(args, key) is not None}  # None: evaluate_run's defaults
-    results = []
-    for run_dir in args.run_dirs:
-        started = time.perf_counter()
-        try:
-            data = evaluate_run(
-                run_dir, device=args.device or "auto", n_test=args.n_test,
-                classifier=args.classifier, inception_weights=args.inception_weights,
-                seed=args.seed, out=args.out, grid=not args.no_grid,
-                progress=not args.no_progress, sample_noise=args.sample_noise, **counts,
-            )
-        except ValueError as err:  # bad counts, a corrupt checkpoint or classifier file
-            print(f"ladder evaluate: error: {run_dir}: {_one_line(err)}", file=sys.stderr)
-            return 2
-        for note in data["notes"]:
-            print(f"ladder evaluate: {run_dir}: skipped {note}", file=sys.stderr)
-        out = args.out or RunDir(run_dir).evaluation
-        print(f"wrote {out} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-        results.append(data)
-    names = [Path(r).name for r in args.run_dirs] if len(args.run_dirs) > 1 else None
-    print(summary_table(results, names))
-    return 0
-
-
-def _frozen_latent(args: argparse.Namespace) -> int:
-    """``ladder evaluate --frozen-latent``: every prior fitted to each run's frozen codes."""
-    from ladder.frozen_latent import frozen_latent_table, write_frozen_latent_comparison
-
-    options = {"n_test": args.n_test, "epochs": args.prior_epochs, "seed": args.seed,
-               "device": args.device or "auto", "progress": not args.no_progress}
-    if args.n_is is not None:
-        options["n_samples"] = args.n_is
-    for run_dir in args.run_dirs:
-        try:
-            path, result = write_frozen_latent_comparison(run_dir, args.out, **options)
-        except ValueError as err:
-            print(f"ladder evaluate: error: {run_dir}: {_one_line(err)}", file=sys.stderr)
-            return 2
-        print(f"wrote {path}", file=sys.stderr)
-        print(frozen_latent_table(result))
-    return 0
-
-
-def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from ladder.data import load_dataset
-    from ladder.diagnose import diagnose, diagnosis_table, findings
-    from ladder.runs import load_run
-
-    cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
-    device = next(model.parameters()).device
-    test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, n=args.n, device=device,
-                        seed=cfg.train.seed)
-    result = diagnose(model, test.take(args.n), cfg.train.eval_batch_size)
-    problems = findings(result, cfg.model.output_activation)
-    if args.json:
-        print(json.dumps({**result, "findings": problems}))
-    else:
-        print(diagnosis_table(result))
-        print("\n".join(f"- {p}" for p in problems) or "no stall or collapse found")
-    return 0
-
-
-def _cmd_sample(args: argparse.Namespace) -> int:
-    from ladder.checkpoint import check_writable
-    from ladder.data import load_dataset
-    from ladder.evaluate import save_sample_grid
-    from ladder.runs import load_run
-
-    cfg, model = load_run(args.run_dir, args.device or "auto")  # refuses non-finite weights
-    out = check_writable(args.out or Path(args.run_dir) / "samples.png",
-                         "--out" if args.out else "sample grid")
-    device = next(model.parameters()).device
-    test = load_dataset(cfg.data.dataset, "test", root=cfg.data.root, n=args.n, device=device,
-                        seed=cfg.train.seed)
-    save_sample_grid(model, test.take(args.n), out, args.seed)
-    print(f"wrote {out}: test images | reconstructions | prior samples")
-    return 0
-
-
-def _cmd_slp(args: argparse.Namespace) -> int:
-    from ladder.classifier import load_classifier
-    from ladder.data import load_dataset
-    from ladder.runs import load_run
-    from ladder.slp import resolve_preset
-    from ladder.slp_eval import compare_slp_sp, comparison_table
-
-    resolve_preset(args.preset)  # an unknown preset fails before any run is loaded
-    results, loaded = {}, {}
-    for run in args.run_dirs:
-        started = time.perf_counter()
-        cfg, model = load_run(run, args.device or "auto")
-        device = next(model.parameters()).device
-        key = (cfg.data.dataset, cfg.data.root, str(device))
-        if key not in loaded:  # runs of one dataset share its test split and classifier
-            loaded[key] = (load_dataset(cfg.data.dataset, "test", root=cfg.data.root,
-                                        device=device), *load_classifier(cfg.data.dataset))
-        test, clf, meta = loaded[key]
-        name = f"{cfg.data.dataset}-{cfg.model.prior}"
-        name = name if name not in results else Path(run).name
-        results[name] = compare_slp_sp(
-            model, test.take(len(test)), clf.to(device), n_pairs=args.pairs, preset=args.preset,
-            seed=args.seed, n_boot=args.n_boot,
-        )  # fmt: skip
-        print(f"{run}: {name}, {args.pairs} pairs, classifier {meta['weights_hash']}, "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
-    print(comparison_table(results))
-    if args.figure:
-        from ladder.plots.slp import plot_slp_vs_sp
-
-        plot_slp_vs_sp(results).savefig(args.figure, dpi=120)
-        print(f"wrote {args.figure}")
-    return 0
-
-
-def _cmd_train_classifier(args: argparse.Namespace) -> int:
-    from ladder.checkpoint import ensure_folder
-    from ladder.classifier import classifier_cache_dir, classifier_dataset, train_and_cache
-    from ladder.device import select_device
-
-    dataset = classifier_dataset(args.dataset)
-    device = select_device(args.device or "cpu")
-    ensure_folder(classifier_cache_dir(), "classifier cache folder")  # before the training
-    options = {"epochs": args.epochs} if args.epochs else {}
-    path, acc = train_and_cache(dataset, root=args.root, seed=args.seed, device=device, **options)
-    print(json.dumps({"dataset": dataset, "test_accuracy": acc, "path": str(path)}))
-    return 0
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    import yaml
-
-    print(yaml.safe_dump(_compose(args).to_dict(), sort_keys=False), end="")
-    return 0
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ladder.experiments.manifest import ManifestError, load_manifest
-    from ladder.experiments.runner import list_runs, reproduce
-
-    try:
-        if args.list:
-            print(list_runs(args.scale, args.only, args.runs, load_manifest(args.manifest),
-                            args.results))
-            return 0
-        summary = reproduce(args.scale, args.only, args.jobs, args.runs, args.manifest,
-                            results_root=args.results)
-    except ManifestError as err:
-        print(f"ladder reproduce: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0 if summary.ok else 1
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from ladder.experiments.manifest import ManifestError
-    from ladder.experiments.report import report, report_folders
-
-    try:
-        if args.scale is None:
-            print(report_folders(args.runs or Path(".")), end="")
-            return 0
-        report(args.scale, args.runs or Path("runs"), args.results, args.manifest)
-    except (ManifestError, FileNotFoundError) as err:
-        print(f"ladder report: error: {err}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
              "the optimiser's settings (e.g. a lower train.lr after a divergence), which the run "
              "records; changes to the model or data are refused (see ladder.resume.RESUMABLE_KEYS)",
     )
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=commands.cmd_train)
 
     p = command(
         "evaluate",
@@ -372,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --frozen-latent: epochs fitting each prior (default 10; paper's "
                         "Fig 2: 50)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=commands.cmd_evaluate)
 
     p = command(
         "diagnose",
@@ -390,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 1000)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
-    p.set_defaults(func=_cmd_diagnose)
+    p.set_defaults(func=commands.cmd_diagnose)
 
     p = command("sample", help="PNG grid: test images, reconstructions, prior samples")
     p.add_argument("run_dir", type=Path)
@@ -399,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0)
     p.add_argument("--out", type=Path, help="PNG file (default RUN_DIR/samples.png)")
     p.add_argument("--device")
-    p.set_defaults(func=_cmd_sample)
+    p.set_defaults(func=commands.cmd_sample)
 
     p = command(
         "slp",
@@ -422,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples of the FCD difference (default 100)")
     p.add_argument("--figure", type=Path, help="save the distribution over pairs to this file")
     p.add_argument("--device", help="auto, cpu, cuda or mps (default: the run's device)")
-    p.set_defaults(func=_cmd_slp)
+    p.set_defaults(func=commands.cmd_slp)
 
     p = command("train-classifier", help="train the evaluation classifier of a dataset")
     p.add_argument("--dataset", required=True, help="mnist or fashion (or an alias: fmnist ...)")
@@ -431,11 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0)
     p.add_argument("--root", help="data root (default $LADDER_DATA)")
     p.add_argument("--device")
-    p.set_defaults(func=_cmd_train_classifier)
+    p.set_defaults(func=commands.cmd_train_classifier)
 
     p = command("config", help="print the composed config as YAML")
     _config_arguments(p)
-    p.set_defaults(func=_cmd_config)
+    p.set_defaults(func=commands.cmd_config)
 
     p = command(
         "reproduce",
@@ -464,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "results/SCALE/runs/ is done")
     p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
     p.add_argument("--list", action="store_true", help="list the runs and their status; run nothing")
-    p.set_defaults(func=_cmd_reproduce)
+    p.set_defaults(func=commands.cmd_reproduce)
 
     p = command(
         "report",
@@ -486,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=Path("results"),
                    help="with --scale: output root (default results/)")
     p.add_argument("--manifest", type=Path, help="with --scale: default experiments/manifest.yaml")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=commands.cmd_report)
     return parser
 
 
@@ -507,9 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = sys.modules.get("ladder.trainer_state")  # imported wherever training could diverge
         diverged = state is not None and isinstance(err, state.TrainingDivergedError)
         if isinstance(err, USER_ERRORS) or diverged:
-            print(f"ladder {args.command}: error: {_one_line(err)}", file=sys.stderr)
+            print(f"ladder {args.command}: error: {commands.one_line(err)}", file=sys.stderr)
             return 2
-        print(f"ladder {args.command}: internal error: {type(err).__name__}: {_one_line(err)} "
+        print(f"ladder {args.command}: internal error: {type(err).__name__}: {commands.one_line(err)} "
               f"(rerun with `ladder --debug {args.command} ...` for the traceback, and please "
               "report it)", file=sys.stderr)
         return 1
