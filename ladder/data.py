@@ -10,8 +10,9 @@ long indices of those images in the set.
   JPEGs by a DataLoader with workers, or held on the device as uint8 after a one-off decode into a
   cache file (``cache_dir``).
 
-Data root: an explicit ``root``, else ``$LADDER_DATA``, else a per-user cache folder
-(:func:`resolve_data_root`), in torchvision's layout (MNIST and Fashion: the uncompressed idx
+The image sets are :mod:`ladder.image_sets`, CelebA's loading :mod:`ladder.data_celeba`, and the
+data root and its errors :mod:`ladder.data_root`. Data root: an explicit ``root``, else
+``$LADDER_DATA``, else a per-user cache folder (:func:`resolve_data_root`), in torchvision's layout (MNIST and Fashion: the uncompressed idx
 files in ``raw/``, see :func:`read_idx`). Nothing is downloaded unless ``download=True``.
 """
 
@@ -19,22 +20,37 @@ from __future__ import annotations
 
 import math
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
 
-from ladder.checkpoint import cache_dir
 from ladder.config import canonical_dataset
+from ladder.data_celeba import (
+    CELEBA_TEST_SIZE,
+    CelebAFiles,
+    StreamingImageSet,
+    celeba_split,
+    load_celeba,
+)
+from ladder.data_root import (
+    ENV_VAR,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    corrupt_error,
+    not_found_message,
+    resolve_data_root,
+    root_and_source,
+)
+from ladder.image_sets import ImageSet, TensorImageSet
 
-ENV_VAR = "LADDER_DATA"
+__all__ = [  # the image sets, the data root and CelebA have modules of their own
+    "CELEBA_TEST_SIZE", "DATASETS", "ENV_VAR", "CelebAFiles", "DatasetCorruptError",
+    "DatasetNotFoundError", "ImageSet", "StreamingImageSet", "TensorImageSet", "balanced_subset",
+    "celeba_split", "load_dataset", "read_idx", "resolve_data_root",
+]
 
 DATASETS: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28),
@@ -42,8 +58,6 @@ DATASETS: dict[str, tuple[int, int, int]] = {
     "celeba": (3, 128, 128),
 }
 """Canonical dataset names and their image shape (C, H, W)."""
-
-CELEBA_TEST_SIZE = 20_000  # SM D.2: "randomly select 20k images (about 10%) to be the test set"
 
 # torchvision class and the IDX files it reads under <root>/<folder>/raw/ (uncompressed).
 _MNIST_LIKE = {
@@ -60,147 +74,6 @@ _IDX_SIZES = {  # bytes; the same for MNIST and Fashion-MNIST
     "t10k-images-idx3-ubyte": 7_840_016,
     "t10k-labels-idx1-ubyte": 10_008,
 }
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The data set's files are not under the data root (and downloading was not allowed or
-    failed)."""
-
-
-class DatasetCorruptError(ValueError):
-    """A data set file is there but unreadable: not an idx file, truncated, or at odds with its
-    partner file (images against labels)."""
-
-
-def _root_and_source(root: str | os.PathLike | None) -> tuple[Path, str]:
-    if root is not None:
-        return Path(root).expanduser(), "the root argument"
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser(), f"${ENV_VAR}"
-    return cache_dir() / "data", f"the default (${ENV_VAR} is not set)"
-
-
-def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$LADDER_DATA``, else ``data`` in the package's cache
-    folder (:func:`ladder.checkpoint.cache_dir`: ``~/.cache/ladder/data`` by default). The folder
-    is not created here."""
-    return _root_and_source(root)[0]
-
-
-def _not_found(what: str, root: Path, source: str, expected: list[str], why: str = "") -> str:
-    layout = "\n".join(f"    {root / e}" for e in expected)
-    return (
-        f"{what} not found under the data root {root} (from {source}){why}. Expected:\n{layout}\n"
-        f"Point ${ENV_VAR} (or root=) at a folder in torchvision's layout, or, from Python, call "
-        "load_dataset(..., download=True) where downloading is allowed."
-    )
-
-
-def _corrupt(path: Path, what: str) -> DatasetCorruptError:
-    return DatasetCorruptError(
-        f"{path} is corrupt: {what}; replace it with the file from a fresh copy of the data set"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The common interface
-
-
-class ImageSet(ABC):
-    """A split of a data set as the trainer sees it (SM D): images in [0, 1], float32 batches.
-
-    Attributes: ``name`` (canonical), ``image_shape`` (C, H, W), ``device``, ``labels`` (long [N] on
-    ``device``, or None where the set has none, e.g. CelebA).
-    """
-
-    name: str
-    image_shape: tuple[int, int, int]
-    device: torch.device
-    labels: Tensor | None
-
-    @abstractmethod
-    def __len__(self) -> int: ...
-
-    @abstractmethod
-    def _batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield (x, idx) for consecutive chunks of ``order`` (long, on the CPU or ``device``)."""
-
-    @abstractmethod
-    def take(self, n: int) -> Tensor:
-        """The first ``n`` images of the set, float32 [n, C, H, W] on ``device``."""
-
-    @abstractmethod
-    def gather(self, idx: Tensor) -> Tensor:
-        """The images at indices ``idx`` (long [k]), float32 [k, C, H, W] on ``device``."""
-
-    def iter_batches(
-        self,
-        batch_size: int,
-        shuffle: bool = True,
-        generator: torch.Generator | None = None,
-        drop_last: bool = True,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """One epoch of ``(x, idx)``: x float32 [B, C, H, W] on ``device``, idx long [B] (indices
-        into the set). With ``shuffle`` the order is ``torch.randperm(N, generator=generator)``
-        drawn on the generator's device, so a seeded generator gives a reproducible epoch; every
-        index appears at most once per epoch (exactly once with ``drop_last=False``)."""
-        n = len(self)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if drop_last and batch_size > n:
-            raise ValueError(
-                f"batch_size={batch_size} exceeds the {n} images of the set, so drop_last=True "
-                "would yield no batch; lower batch_size or pass drop_last=False"
-            )
-        if shuffle:
-            gen_device = generator.device if generator is not None else torch.device("cpu")
-            order = torch.randperm(n, generator=generator, device=gen_device)
-        else:
-            order = torch.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        return self._batches(order[:stop], batch_size)
-
-    def _check_take(self, n: int) -> None:
-        if not 0 <= n <= len(self):
-            raise ValueError(f"take(n) needs 0 <= n <= {len(self)} (the size of the set), got {n}")
-
-
-class TensorImageSet(ImageSet):
-    """An image set held whole on its device (SM D.1 sets; CelebA from its uint8 cache).
-
-    ``data`` is float32 in [0, 1] or uint8 in [0, 255]; uint8 is converted to float32 per batch,
-    which keeps a CelebA split at a quarter of the float32 size (about 9 GB for the train split).
-    """
-
-    def __init__(self, name: str, data: Tensor, labels: Tensor | None = None) -> None:
-        if data.dtype not in (torch.float32, torch.uint8) or data.dim() != 4:
-            raise ValueError("data must be a float32 or uint8 tensor [N, C, H, W]")
-        if labels is not None and labels.shape != data.shape[:1]:
-            raise ValueError(f"labels {tuple(labels.shape)} do not match {data.shape[0]} images")
-        self.name = name
-        self.data = data
-        self.labels = None if labels is None else labels.to(data.device, torch.long)
-        self.image_shape = tuple(data.shape[1:])  # type: ignore[assignment]
-        self.device = data.device
-
-    def __len__(self) -> int:
-        return self.data.shape[0]
-
-    def _float(self, x: Tensor) -> Tensor:
-        return x.float().div_(255) if x.dtype == torch.uint8 else x
-
-    def _batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        order = order.to(self.device)  # one transfer per epoch
-        for idx in order.split(batch_size):
-            yield self._float(self.data[idx]), idx
-
-    def take(self, n: int) -> Tensor:
-        self._check_take(n)
-        return self._float(self.data[:n].clone())
-
-    def gather(self, idx: Tensor) -> Tensor:
-        return self._float(self.data[idx.to(self.device)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +133,7 @@ def read_idx(path: str | os.PathLike, ndim: int) -> Tensor:
             else:
                 what = "truncated" if size < implied else "too long"
                 what += f": {size} bytes where its header ({shape}) implies {implied}{known}"
-    raise _corrupt(path, what)
+    raise corrupt_error(path, what)
 
 
 def _load_mnist_like(
@@ -283,17 +156,17 @@ def _load_mnist_like(
             cls(str(root), train=split == "train", download=True)
         except (RuntimeError, OSError) as err:  # no network, bad mirror, ...
             why = f" and the download failed ({type(err).__name__}: {err})"
-            raise DatasetNotFoundError(_not_found(what, root, source, expected, why)) from err
+            raise DatasetNotFoundError(not_found_message(what, root, source, expected, why)) from err
     if not all(p.is_file() for p in paths):
         why = ""
         if (root / folder / "processed").is_dir():
             why = " (torchvision's legacy processed/ cache is there, but only raw/ is read)"
-        raise DatasetNotFoundError(_not_found(what, root, source, expected, why))
+        raise DatasetNotFoundError(not_found_message(what, root, source, expected, why))
     images_path, labels_path = paths
     images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
     if images.shape[1:] != DATASETS[name][1:]:
         h, w = images.shape[1:]
-        raise _corrupt(images_path, f"its images are {h}x{w} pixels, not 28x28")
+        raise corrupt_error(images_path, f"its images are {h}x{w} pixels, not 28x28")
     if len(labels) != len(images):
         raise DatasetCorruptError(
             f"{what} is inconsistent: {images_path} holds {len(images)} images but {labels_path} "
@@ -301,166 +174,8 @@ def _load_mnist_like(
             "data set"
         )
     if labels.max() > 9:  # ten classes
-        raise _corrupt(labels_path, f"label {int(labels.max())} is not a class 0-9")
+        raise corrupt_error(labels_path, f"label {int(labels.max())} is not a class 0-9")
     return images, labels.long()
-
-
-# ---------------------------------------------------------------------------------------------
-# CelebA (SM D.2)
-
-# We read torchvision's CelebA layout ourselves rather than use torchvision.datasets.CelebA: that
-# class md5-checks five annotation files (which synthetic test files fail) and parses attributes we
-# never use. We need only <root>/celeba/list_eval_partition.txt (the file list, in release order)
-# and <root>/celeba/img_align_celeba/*.jpg. torchvision's class is used only to download.
-_CELEBA_EXPECTED = ["celeba/list_eval_partition.txt", "celeba/img_align_celeba/000001.jpg ..."]
-
-
-def _celeba_files(root: Path, source: str, download: bool) -> list[Path]:
-    base = root / "celeba"
-    listing = base / "list_eval_partition.txt"
-    images = base / "img_align_celeba"
-    if download and not (listing.is_file() and images.is_dir()):
-        try:
-            torchvision.datasets.CelebA(str(root), split="all", target_type=[], download=True)
-        except Exception as err:  # gdown missing, Google Drive quota, no network, ...
-            why = f" and the download failed ({type(err).__name__}: {err})"
-            raise DatasetNotFoundError(
-                _not_found("CelebA", root, source, _CELEBA_EXPECTED, why)
-            ) from err
-    if not (listing.is_file() and images.is_dir()):
-        raise DatasetNotFoundError(_not_found("CelebA", root, source, _CELEBA_EXPECTED))
-    names = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
-    present = set(os.listdir(images))
-    absent = [f for f in names if f not in present]
-    if absent:
-        why = f": {len(absent)} of the {len(names)} listed images are missing, e.g. {absent[0]}"
-        raise DatasetNotFoundError(_not_found("CelebA", root, source, _CELEBA_EXPECTED, why))
-    return [images / f for f in names]
-
-
-def celeba_split(n_images: int, split: str, test_size: int, split_seed: int) -> Tensor:
-    """Indices (ascending) of the seeded random test split of ``test_size`` images, or of the rest
-    (SM D.2). The official CelebA partition is not used: the paper draws its own."""
-    if not 0 < test_size < n_images:
-        raise ValueError(
-            f"test_size must be in [1, {n_images - 1}] for {n_images} CelebA images, "
-            f"got {test_size}"
-        )
-    perm = torch.randperm(n_images, generator=torch.Generator().manual_seed(split_seed))
-    part = perm[:test_size] if split == "test" else perm[test_size:]
-    return part.sort().values
-
-
-class CelebAFiles(Dataset):
-    """CelebA JPEGs as uint8 [3, size, size] with their index (SM D.2; see ``load_dataset``)."""
-
-    def __init__(self, files: list[Path], center_crop: int | None = None, size: int = 128) -> None:
-        self.files = files
-        self.center_crop = center_crop
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        with Image.open(self.files[i]) as img:
-            img = img.convert("RGB")
-        if self.center_crop is not None:
-            img = TF.center_crop(img, [self.center_crop, self.center_crop])
-        img = TF.resize(img, [self.size, self.size], TF.InterpolationMode.BILINEAR, antialias=True)
-        return TF.pil_to_tensor(img), i
-
-
-class StreamingImageSet(ImageSet):
-    """CelebA streamed from the JPEGs by a DataLoader with ``num_workers`` worker processes; the
-    uint8 batches are moved (pinned, non-blocking on CUDA) and made float32 on ``device``."""
-
-    def __init__(self, name: str, files: CelebAFiles, device: torch.device, num_workers: int):
-        self.name = name
-        self.files = files
-        self.device = device
-        self.num_workers = num_workers
-        self.labels = None
-        self.image_shape = (3, files.size, files.size)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _to_device(self, x: Tensor) -> Tensor:
-        return x.to(self.device, non_blocking=True).float().div_(255)
-
-    def _batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        loader = DataLoader(
-            self.files,
-            batch_size=batch_size,
-            sampler=order.tolist(),
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-        )
-        for x, idx in loader:
-            yield self._to_device(x), idx.to(self.device)
-
-    def take(self, n: int) -> Tensor:
-        self._check_take(n)
-        if n == 0:
-            return torch.empty(0, *self.image_shape, device=self.device)
-        return self.gather(torch.arange(n))
-
-    def gather(self, idx: Tensor) -> Tensor:
-        if idx.numel() == 0:
-            return torch.empty(0, *self.image_shape, device=self.device)
-        return self._to_device(torch.stack([self.files[int(i)][0] for i in idx]))
-
-
-def _celeba_cache(files: CelebAFiles, path: Path, num_workers: int) -> np.ndarray:
-    """The split decoded once into a uint8 .npy file [N, 3, 128, 128] (written atomically)."""
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        shape = (len(files), 3, files.size, files.size)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        loader = DataLoader(files, batch_size=256, num_workers=num_workers)
-        for x, idx in loader:
-            out[int(idx[0]) : int(idx[-1]) + 1] = x.numpy()
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
-
-
-def _load_celeba(
-    split: str,
-    root: Path,
-    source: str,
-    n: int | None,
-    device: torch.device,
-    seed: int,
-    download: bool,
-    center_crop: int | None = None,
-    test_size: int = CELEBA_TEST_SIZE,
-    split_seed: int = 0,
-    num_workers: int = 4,
-    cache_dir: str | os.PathLike | None = None,
-) -> ImageSet:
-    if center_crop is not None and center_crop < 1:
-        raise ValueError(f"center_crop must be a size in pixels (> 0) or None, got {center_crop}")
-    all_files = _celeba_files(root, source, download)
-    part = celeba_split(len(all_files), split, test_size, split_seed)
-    files = CelebAFiles([all_files[i] for i in part.tolist()], center_crop)
-    pick = None
-    if n is not None:
-        if not 1 <= n <= len(files):
-            raise ValueError(f"subset size n must be in [1, {len(files)}], got {n}")
-        pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n]
-    if cache_dir is None:
-        if pick is not None:
-            files = CelebAFiles([files.files[i] for i in pick.tolist()], center_crop)
-        return StreamingImageSet("celeba", files, device, num_workers)
-    key = f"celeba128_{split}_crop{center_crop or 0}_test{test_size}_seed{split_seed}"
-    key += f"_of{len(all_files)}"
-    cached = _celeba_cache(files, Path(cache_dir).expanduser() / f"{key}.npy", num_workers)
-    rows = np.array(cached if pick is None else cached[pick.numpy()])  # into RAM, then to device
-    return TensorImageSet("celeba", torch.from_numpy(rows).to(device))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,10 +222,10 @@ def load_dataset(
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if key != "celeba" and celeba_options:
         raise ValueError(f"options {sorted(celeba_options)} apply to CelebA only, not to {key!r}")
-    path, source = _root_and_source(root)
+    path, source = root_and_source(root)
     device = torch.device(device)
     if key == "celeba":
-        return _load_celeba(split, path, source, n, device, seed, download, **celeba_options)
+        return load_celeba(split, path, source, n, device, seed, download, **celeba_options)
     images, labels = _load_mnist_like(key, split, path, source, download)
     if n is not None:
         pick = balanced_subset(labels, n, seed)
