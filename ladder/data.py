@@ -12,8 +12,9 @@ long indices of those images in the set.
 
 The image sets are :mod:`ladder.image_sets`, CelebA's loading :mod:`ladder.data_celeba`, and the
 data root and its errors :mod:`ladder.data_root`. Data root: an explicit ``root``, else
-``$LADDER_DATA``, else a per-user cache folder (:func:`resolve_data_root`), in torchvision's layout (MNIST and Fashion: the uncompressed idx
-files in ``raw/``, see :func:`read_idx`). Nothing is downloaded unless ``download=True``.
+``$LADDER_DATA``, else a per-user cache folder (:func:`resolve_data_root`), in torchvision's
+layout (MNIST and Fashion: the uncompressed idx files in ``raw/``, see :func:`read_idx`). Nothing
+is downloaded unless ``download=True``.
 """
 
 from __future__ import annotations

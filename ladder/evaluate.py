@@ -44,18 +44,17 @@ from torch import Tensor
 
 from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
 from ladder.classifier import CLASSIFIER_DATASETS
+from ladder.clusters import cluster_statistics, has_components
 from ladder.config import EVALUATION
 from ladder.data import ImageSet, balanced_subset, load_dataset
 from ladder.evaluation_file import SAMPLE_COUNTS, SCHEMA_VERSION, validate_evaluation
 from ladder.metrics import (
     DEFAULT_INNER_SAMPLES,
     DEFAULT_IS_SAMPLES,
-    cluster_statistics,
     cross_entropy_statistics,
     fixed_laplace_scale,
     generate,
     generation_statistics,
-    has_components,
     log_likelihood,
     reconstruct,
 )

@@ -9,11 +9,11 @@ import torch
 from ladder.checkpoint import OutputPathError, file_sha256
 from ladder.classifier import LeNetClassifier, save_classifier, weights_hash
 from ladder.cli import main
+from ladder.clusters import cluster_statistics
 from ladder.config import preset_config
 from ladder.data import load_dataset
 from ladder.evaluate import EvaluationSkipped, evaluate_once, evaluate_run
 from ladder.evaluation_file import SCHEMA_VERSION, validate_evaluation
-from ladder.metrics import cluster_statistics
 from ladder.runs import RunDir, load_run
 from ladder.train import train
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from matplotlib.patches import Ellipse
 
-from ladder.metrics import MixtureView
+from ladder.clusters import MixtureView
 from ladder.plots.clusters import MIN_DRAWN_WEIGHT, plot_fig4
 
 

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ladder.metrics import MixtureView
+from ladder.clusters import MixtureView
 from ladder.plots.ellipses import two_sigma_ellipse
 
 MIN_DRAWN_WEIGHT = 1e-2
@@ -41,7 +41,7 @@ def draw_mixture(ax: Axes, view: MixtureView, labels: Tensor | np.ndarray | None
 
 def plot_fig4(views: dict[str, MixtureView], labels: Tensor | np.ndarray | None = None,
               panel_size: float = 3.2) -> Figure:
-    """One panel per named :class:`~ladder.metrics.MixtureView` (Fig 4 a-c), encodings coloured
+    """One panel per named :class:`~ladder.clusters.MixtureView` (Fig 4 a-c), encodings coloured
     by class ``labels`` (the same images in every view), with a shared class colour bar."""
     fig = Figure(figsize=(panel_size * len(views) + 0.8, panel_size), layout="constrained")
     axes = fig.subplots(1, len(views), squeeze=False)[0]
