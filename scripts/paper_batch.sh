@@ -1,0 +1,40 @@
+#!/bin/bash
+# The paper-scale batch (issue 18) in stages that each give a usable table, resumable, on a CPU.
+#
+#   scripts/paper_batch.sh [SNAPSHOT]   # e.g. nohup scripts/paper_batch.sh > runs/batch-paper.log 2>&1 &
+#
+# It runs from a snapshot of HEAD (a detached git worktree, default ../snap), so that editing the
+# package while the batch runs changes nothing under it, and writes into this checkout's runs/ and
+# results/. Each stage is `ladder reproduce --scale paper --jobs 2` (two one-thread runs at once:
+# the best packing on two cores, benchmarks/README.md section 7) on a pair of runs, then `ladder
+# report --scale paper`, which writes results/paper/ and lands each finished run's small files
+# under results/paper/runs/ for you to commit. A stopped batch resumes: finished or landed runs
+# are skipped, an interrupted one resumes from its last epoch's checkpoint.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+snap=${1:-$here/../snap}
+[ -d "$snap" ] || git -C "$here" worktree add -f "$snap" HEAD --detach
+export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=1 PYTHONHASHSEED=0
+ladder=$here/.venv/bin/ladder
+stages=(
+  # seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first
+  mnist-ladder-seed0,mnist-gmm-seed0 mnist-normal-seed0,mnist-hierarchical-seed0
+  fashion-ladder-seed0,fashion-gmm-seed0 mnist-vamp-seed0,fashion-vamp-seed0
+  fashion-normal-seed0,fashion-hierarchical-seed0
+  # SM Table 2: the d_t ablation at seed 0 (d_t = 8 is the LaDDer row above)
+  mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0,fashion-ladder-dt16-seed0
+  mnist-ladder-dt4-seed0,fashion-ladder-dt4-seed0
+)
+for seed in 1 2; do
+  stages+=("mnist-ladder-seed$seed,mnist-gmm-seed$seed" "mnist-normal-seed$seed,mnist-hierarchical-seed$seed"
+           "fashion-ladder-seed$seed,fashion-gmm-seed$seed" "mnist-vamp-seed$seed,fashion-vamp-seed$seed"
+           "fashion-normal-seed$seed,fashion-hierarchical-seed$seed")
+done
+cd "$snap"
+for only in "${stages[@]}"; do
+  echo "=== $(date -u +%FT%TZ) $only"
+  nice -n 10 "$ladder" reproduce --scale paper --only "$only" --jobs 2 --runs "$here/runs" \
+      --results "$here/results"
+  (cd "$here" && "$ladder" report --scale paper --runs "$here/runs" --results "$here/results")
+done
+echo "=== $(date -u +%FT%TZ) all stages done"
