@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ladder.cli_commands as commands
-from ladder.config import EVALUATION, PRESETS, PRIORS
+from ladder.config import EVALUATION
+from ladder.config_checks import PRESETS, PRIORS
 
 MAX_SEED = 2**64 - 1  # torch's generators take seeds in [0, 2**64)
 MAX_GRID = 10_000  # `ladder sample --n`: the smallest test split (MNIST, Fashion)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ladder.data import ImageSet
+from ladder.image_sets import ImageSet
 from ladder.model import VAE
 from ladder.priors import Prior
 

@@ -27,24 +27,13 @@ from typing import Any
 import yaml
 
 from ladder.config_checks import (
-    ACTIVATIONS,
-    DATASETS,
-    OUTPUT_ACTIVATIONS,
     PRESETS,
-    PRIOR_VAE_PRIORS,
-    PRIORS,
     canonical_dataset,
     check_choice,
     validate,
 )
 from ladder.config_yaml import ConfigError, load_yaml, plain, read_yaml, update_settings
 
-__all__ = [  # the choices and the error are defined beside the checks and the parser
-    "ACTIVATIONS", "DATASETS", "OUTPUT_ACTIVATIONS", "PRESETS", "PRIORS", "PRIOR_VAE_PRIORS",
-    "Config", "ConfigError", "DataConfig", "EVALUATION", "EvaluationCounts", "ModelConfig",
-    "TrainConfig", "apply_overrides", "canonical_dataset", "load_config", "preset_config",
-    "read_yaml", "save_yaml",
-]
 
 @dataclass
 class DataConfig:

@@ -30,28 +30,16 @@ from torch import Tensor
 
 from ladder.config import canonical_dataset
 from ladder.data_celeba import (
-    CELEBA_TEST_SIZE,
-    CelebAFiles,
-    StreamingImageSet,
-    celeba_split,
     load_celeba,
 )
 from ladder.data_root import (
-    ENV_VAR,
     DatasetCorruptError,
     DatasetNotFoundError,
     corrupt_error,
     not_found_message,
-    resolve_data_root,
     root_and_source,
 )
 from ladder.image_sets import ImageSet, TensorImageSet
-
-__all__ = [  # the image sets, the data root and CelebA have modules of their own
-    "CELEBA_TEST_SIZE", "DATASETS", "ENV_VAR", "CelebAFiles", "DatasetCorruptError",
-    "DatasetNotFoundError", "ImageSet", "StreamingImageSet", "TensorImageSet", "balanced_subset",
-    "celeba_split", "load_dataset", "read_idx", "resolve_data_root",
-]
 
 DATASETS: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28),

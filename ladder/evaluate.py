@@ -46,8 +46,9 @@ from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_ch
 from ladder.classifier import CLASSIFIER_DATASETS
 from ladder.clusters import cluster_statistics, has_components
 from ladder.config import EVALUATION
-from ladder.data import ImageSet, balanced_subset, load_dataset
+from ladder.data import balanced_subset, load_dataset
 from ladder.evaluation_file import SAMPLE_COUNTS, SCHEMA_VERSION, validate_evaluation
+from ladder.image_sets import ImageSet
 from ladder.metrics import (
     DEFAULT_INNER_SAMPLES,
     DEFAULT_IS_SAMPLES,

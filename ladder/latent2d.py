@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ladder.aggregate import aggregate_log_density
 from ladder.config import Config, ModelConfig
-from ladder.data import ImageSet
+from ladder.image_sets import ImageSet
 from ladder.metrics import mean_and_stderr
 from ladder.model import VAE
 from ladder.prior_block import encode_images as encode  # q(z|x) of every image, re-exported

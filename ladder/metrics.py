@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ladder.aggregate import aggregate_log_density_at_codes
 from ladder.config import EVALUATION
-from ladder.data import ImageSet
+from ladder.image_sets import ImageSet
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE, elbo_statistics
 from ladder.priors import Prior, reparameterise

@@ -37,7 +37,7 @@ from ladder.priors import (
 )
 
 if TYPE_CHECKING:
-    from ladder.data import ImageSet
+    from ladder.image_sets import ImageSet
 
 IMAGE_RANGE = (0.0, 1.0)
 """The data range of every data set (SM D: pixels scaled to [0, 1])."""

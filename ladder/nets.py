@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ladder.config import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ladder.config_checks import ACTIVATIONS, OUTPUT_ACTIVATIONS
 
 LEAKY_SLOPE = 0.2  # TF's leaky_relu default, used throughout the reference code (PyTorch's is 0.01)
 OUTPUT_SLOPE = 0.05  # the leaky output unit's slope below 0

@@ -22,7 +22,7 @@ PRIOR_BUILDERS: dict[str, PriorBuilder] = {
     "hierarchical": hierarchical_prior,
     "ladder": ladder_prior,
 }
-"""``model.prior`` -> the function that builds it; its keys are :data:`ladder.config.PRIORS`."""
+"""``model.prior`` -> the function that builds it; its keys are :data:`ladder.config_checks.PRIORS`."""
 
 
 def build_prior(

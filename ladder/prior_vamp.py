@@ -22,7 +22,7 @@ from ladder.priors import (
 
 if TYPE_CHECKING:
     from ladder.config import ModelConfig
-    from ladder.data import ImageSet
+    from ladder.image_sets import ImageSet
 
 # model.vamp_constrain = sigmoid starts data-initialised pseudo-inputs at logit(image), the image
 # clamped to [PIXEL_CLAMP, 1 - PIXEL_CLAMP] so that black and white pixels get finite logits (+-4.6)

@@ -44,7 +44,7 @@ from torch.distributions import MixtureSameFamily
 
 if TYPE_CHECKING:
     from ladder.config import ModelConfig
-    from ladder.data import ImageSet
+    from ladder.image_sets import ImageSet
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -48,9 +48,10 @@ from tqdm.auto import tqdm
 
 from ladder.checkpoint import CheckpointError, save_checkpoint
 from ladder.config import Config
-from ladder.data import ImageSet, load_dataset
+from ladder.data import load_dataset
 from ladder.device import select_device, select_precision
 from ladder.diagnose import diagnose, findings
+from ladder.image_sets import ImageSet
 from ladder.model import build_model, elbo_statistics
 from ladder.prior_block import encode_images, frozen, prior_block_pass, prior_block_step
 from ladder.priors import reparameterise

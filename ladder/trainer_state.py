@@ -16,7 +16,7 @@ import yaml
 
 from ladder.checkpoint import CheckpointError, atomic_write
 from ladder.config import apply_overrides
-from ladder.data import ImageSet
+from ladder.image_sets import ImageSet
 from ladder.resume import check_resume, config_changes
 from ladder.runs import RunDir, file_identity, read_run
 

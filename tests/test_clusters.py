@@ -5,8 +5,8 @@ import torch
 from test_metrics import _ImageDecoder, _ImageGaussian, _LinearEncoder
 
 from ladder.clusters import component_assignments, has_components, mixture_view
-from ladder.data import TensorImageSet
 from ladder.features import cluster_agreement
+from ladder.image_sets import TensorImageSet
 from ladder.model import VAE
 from ladder.prior_gmm import GMMPrior
 from ladder.prior_vae import DPGMMHyperPrior, PriorVAE

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ladder.config import (
-    PRIORS,
     Config,
     ConfigError,
     DataConfig,
@@ -24,7 +23,7 @@ from ladder.config import (
     preset_config,
     save_yaml,
 )
-from ladder.config_checks import MAX_SEED, MAX_SKLEARN_SEED
+from ladder.config_checks import MAX_SEED, MAX_SKLEARN_SEED, PRIORS
 
 
 def test_paper_preset_is_sm_e():

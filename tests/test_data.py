@@ -12,18 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from ladder.config import DATASETS as CONFIG_DATASETS
 from ladder.config import canonical_dataset
-from ladder.data import (
-    DATASETS,
-    DatasetCorruptError,
-    DatasetNotFoundError,
-    TensorImageSet,
-    balanced_subset,
-    load_dataset,
-    read_idx,
-    resolve_data_root,
-)
+from ladder.config_checks import DATASETS as CONFIG_DATASETS
+from ladder.data import DATASETS, balanced_subset, load_dataset, read_idx
+from ladder.data_root import DatasetCorruptError, DatasetNotFoundError, resolve_data_root
+from ladder.image_sets import TensorImageSet
 
 # ------------------------------------------------------------------------------ root and errors
 

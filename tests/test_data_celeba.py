@@ -7,14 +7,10 @@ import pytest
 import torch
 from conftest import CELEBA_BAND, CELEBA_N, celeba_colour
 
-from ladder.data import (
-    DATASETS,
-    DatasetNotFoundError,
-    StreamingImageSet,
-    TensorImageSet,
-    celeba_split,
-    load_dataset,
-)
+from ladder.data import DATASETS, load_dataset
+from ladder.data_celeba import StreamingImageSet, celeba_split
+from ladder.data_root import DatasetNotFoundError
+from ladder.image_sets import TensorImageSet
 
 
 def _colours(x: torch.Tensor) -> torch.Tensor:

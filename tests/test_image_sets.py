@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ladder.data import (
-    TensorImageSet,
-)
+from ladder.image_sets import TensorImageSet
 
 
 def _toy_set(n: int = 10, dtype=torch.float32) -> TensorImageSet:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 import ladder.latent2d as latent2d
 from ladder.aggregate import aggregate_log_density
 from ladder.config import ConfigError, ModelConfig
-from ladder.data import TensorImageSet
+from ladder.image_sets import TensorImageSet
 from ladder.latent2d import (
     aggregate_cell_masses,
     compare_hyper_prior,

@@ -13,7 +13,7 @@ from torch.distributions import MultivariateNormal
 
 from ladder.classifier import LeNetClassifier
 from ladder.config import preset_config
-from ladder.data import TensorImageSet
+from ladder.image_sets import TensorImageSet
 from ladder.metrics import (
     cross_entropy_statistics,
     fixed_laplace_scale,

@@ -3,7 +3,8 @@
 import pytest
 from torch import nn
 
-from ladder.config import PRIORS, preset_config
+from ladder.config import preset_config
+from ladder.config_checks import PRIORS
 from ladder.prior_registry import PRIOR_BUILDERS, build_prior
 
 
