@@ -138,6 +138,7 @@ def test_report_folders_pools_seeds_of_one_config_and_names_what_differs(tmp_pat
     assert "| mnist | ladder | model.d_t=2 | -90.0 |" in md
     assert "| mnist | normal | model.d_t=8 | -120.0 |" in md
     assert "4 evaluated run folders" in md and '{"n_is": 4}' in md
+    assert "paper" not in md  # no paper column, so no word about the paper's repeats
 
 
 

@@ -51,10 +51,13 @@ class Finished:
 
 @dataclass
 class Source:
-    """Where a table's runs come from: the CSV's ``scale`` column and the Markdown's bullets."""
+    """Where a table's runs come from: the CSV's ``scale`` column, the Markdown's bullets (the
+    last one after the seeds and device), and what the ``seeds`` column counts."""
 
     name: str
     lines: list[str]
+    seeds: str = ("the `seeds` column: finished/planned). The paper's ± is the std over its 5 "
+                  "repeats.")
 
 
 def finished_runs(runs: Sequence[Run], runs_root: str | os.PathLike = "runs",
@@ -210,8 +213,7 @@ def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
         "",
         *source.lines[:-1],
         f"- Seeds: {meta['seeds']}; each cell is the mean ± sample std (ddof 1) over the seeds "
-        "that finished (the `seeds` column: finished/planned). The paper's ± is the std over its "
-        "5 repeats.",
+        f"that finished ({source.seeds}",
         f"- Device: {meta['devices']}. Commit: {meta['commits']}. Total run time: "
         f"{format_duration(meta['seconds'])} over {len(used)} runs.",
         source.lines[-1],
@@ -364,7 +366,7 @@ def report_folders(root: str | os.PathLike) -> str:
         finished.append(Finished(entry, run.path, done, evaluation))
     counts = sorted({json.dumps(f.result.get("provenance", {}).get("sample_counts", {}),
                                 sort_keys=True) for f in finished})
-    source = Source("runs", [
+    source = Source("runs", seeds="the `seeds` column: the run folders of the row).", lines=[
         f"- Evaluation sample counts: {'; '.join(counts)}.",
         f"- Runs: the {len(runs)} evaluated run folders under `{root}` (`ladder report --runs "
         f"{root}`); `settings`: the config keys that differ between rows. Run times are the "
