@@ -18,13 +18,15 @@ book/ it fails (exit 1), listing what is missing, unless
 * no display equation is wider than MAX_DISPLAY_EX (an estimate from its TeX source in the HTML,
   :func:`display_width_ex`): a longer one runs past the text column; break it with
   an `aligned` block, as CONTRIBUTING.md says;
+* every in-text mention of another chapter ("chapter 3") is a link to it;
 and unless the book has at least one equation, one widget and one figure (`--require`).
 Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
 around the book's first display equation, widget and figure; look at them. (Headless Chromium
 paints a scrolled page blank, so the page is measured by a script the local server adds to it,
 shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`), except with
 `--static`, which runs only the checks that read the HTML files (external loads, bundles loaded
-twice, missing images, pipe tables, unresolved citations, wide equations) and takes no screenshots.
+twice, missing images, pipe tables, unresolved citations, wide equations, unlinked chapter
+mentions) and takes no screenshots.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ ROOT = Path(__file__).resolve().parent.parent
 VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
 FEATURES = ("equation", "widget", "figure")
 RAW_TABLE_RULE = re.compile(r"\|\s*:?(?:-{3,}|[\u2013\u2014][-\u2013\u2014]*):?\s*\|")
+#: An in-text mention of another chapter, which should be a link to it (issue 19); headings,
+#: links, code and the navigation are left alone.
+CHAPTER_MENTION = re.compile(r"\b[Cc]hapter ([1-6])\b")
+UNLINKED_OK = ("a", "h1", "h2", "h3", "h4", "h5", "h6", "nav", "title")
 """A Markdown table's |---| separator row, also after smartquotes made its dashes an em dash."""
 ONCE = ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js")
 CHROMIUM_FLAGS = [
@@ -205,6 +211,7 @@ class Page:
     citations: int = 0  # sphinxcontrib-bibtex citations (<span class="bibtex-citation">)
     unresolved: int = 0  # citations with no link inside: a key missing from the .bib file
     wide_math: list[tuple[float, str]] = field(default_factory=list)  # (width ex, TeX) too wide
+    unlinked_chapters: list[str] = field(default_factory=list)  # "chapter N" in text, no link
     height: int = 0  # measured page height (dumped DOM only)
     boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
 
@@ -275,6 +282,8 @@ class Scan(HTMLParser):
         in_code = any(tag in ("pre", "code", "script", "style") for tag, _ in self.stack)
         if not in_code and RAW_TABLE_RULE.search(data):
             self.page.raw_tables += 1
+        if not in_code and not any(tag in UNLINKED_OK for tag, _ in self.stack):
+            self.page.unlinked_chapters += CHAPTER_MENTION.findall(data)
 
     def handle_endtag(self, tag: str) -> None:
         for i in range(len(self.stack) - 1, -1, -1):
@@ -346,6 +355,11 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
     if page.unresolved:
         found.append(f"{page.unresolved} of {page.citations} citations link to no bibliography "
                      "entry (a key missing from book/references.bib?)")
+    own = page_path.name[:2].lstrip("0")  # 04_block_coordinate_ascent.html: chapter 4
+    unlinked = [n for n in page.unlinked_chapters if n != own]
+    if unlinked:
+        found.append(f"{len(unlinked)} mention(s) of chapter(s) {', '.join(sorted(set(unlinked)))} "
+                     "in the text without a link; write [chapter N](0N_name.ipynb)")
     for width, tex in page.wide_math:
         found.append(f"a display equation about {width:.0f}ex wide (over {MAX_DISPLAY_EX:.0f}ex, "
                      f"past the text column; break it with aligned): {tex[:70]}...")
