@@ -18,7 +18,8 @@ book/ it fails (exit 1), listing what is missing, unless
 * no display equation is wider than MAX_DISPLAY_EX (an estimate from its TeX source in the HTML,
   :func:`display_width_ex`): a longer one runs past the text column; break it with
   an `aligned` block, as CONTRIBUTING.md says;
-* every in-text mention of another chapter ("chapter 3") is a link to it;
+* every in-text mention of another chapter ("chapter 3") is a link to it, and every API
+  reference of a chapter ({py:obj}`ladder.train.train`) finds its entry;
 and unless the book has at least one equation, one widget and one figure (`--require`).
 Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
 around the book's first display equation, widget and figure; look at them. (Headless Chromium
@@ -212,6 +213,7 @@ class Page:
     unresolved: int = 0  # citations with no link inside: a key missing from the .bib file
     wide_math: list[tuple[float, str]] = field(default_factory=list)  # (width ex, TeX) too wide
     unlinked_chapters: list[str] = field(default_factory=list)  # "chapter N" in text, no link
+    unlinked_api: list[str] = field(default_factory=list)  # {py:obj} roles that found no target
     height: int = 0  # measured page height (dumped DOM only)
     boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
 
@@ -249,6 +251,9 @@ class Scan(HTMLParser):
                 if "citation" in open_marks:
                     open_marks.add("linked")
                     break
+        if tag == "code" and "xref" in classes and "py" in classes and not any(
+                t in UNLINKED_OK for t, _ in self.stack):
+            marks.add("xref")
         if tag == "mjx-container":
             self._mark_enclosing("math", "typeset")
         if "jupyter-widgets" in classes:
@@ -284,6 +289,8 @@ class Scan(HTMLParser):
             self.page.raw_tables += 1
         if not in_code and not any(tag in UNLINKED_OK for tag, _ in self.stack):
             self.page.unlinked_chapters += CHAPTER_MENTION.findall(data)
+        if any("xref" in marks for _, marks in self.stack) and data.strip():
+            self.page.unlinked_api.append(data.strip())
 
     def handle_endtag(self, tag: str) -> None:
         for i in range(len(self.stack) - 1, -1, -1):
@@ -360,6 +367,9 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
     if unlinked:
         found.append(f"{len(unlinked)} mention(s) of chapter(s) {', '.join(sorted(set(unlinked)))} "
                      "in the text without a link; write [chapter N](0N_name.ipynb)")
+    if page_path.name[:1].isdigit() and page.unlinked_api:  # the chapters' {py:obj} roles
+        found.append(f"{len(page.unlinked_api)} API reference(s) link nowhere (no such documented "
+                     f"name?): {', '.join(sorted(set(page.unlinked_api)))}")
     for width, tex in page.wide_math:
         found.append(f"a display equation about {width:.0f}ex wide (over {MAX_DISPLAY_EX:.0f}ex, "
                      f"past the text column; break it with aligned): {tex[:70]}...")
