@@ -3,7 +3,8 @@
 #
 #   scripts/paper_batch.sh [SNAPSHOT]   # e.g. nohup scripts/paper_batch.sh > runs/batch-paper.log 2>&1 &
 #
-# It runs from a snapshot of HEAD (a detached git worktree, default ../snap), so that editing the
+# It runs from a snapshot of HEAD (a detached git worktree, default ../snap, made anew when HEAD
+# has moved since the last start), so that editing the
 # package while the batch runs changes nothing under it, and writes into this checkout's runs/ and
 # results/. Each stage is `ladder reproduce --scale paper --jobs 2` (two one-thread runs at once:
 # the best packing on two cores, benchmarks/README.md section 7) on a pair of runs, then `ladder
@@ -13,6 +14,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 snap=${1:-$here/../snap}
+# a snapshot of this checkout's HEAD: an older one (from an earlier start) is replaced
+if [ -d "$snap" ] && [ "$(git -C "$snap" rev-parse HEAD)" != "$(git -C "$here" rev-parse HEAD)" ]; then
+  git -C "$here" worktree remove --force "$snap"
+fi
 [ -d "$snap" ] || git -C "$here" worktree add -f "$snap" HEAD --detach
 export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=1 PYTHONHASHSEED=0
 ladder=$here/.venv/bin/ladder
@@ -33,8 +38,10 @@ done
 cd "$snap"
 for only in "${stages[@]}"; do
   echo "=== $(date -u +%FT%TZ) $only"
+  # a failed run is reported and left for the next start; the batch goes on to the next stage
   nice -n 10 "$ladder" reproduce --scale paper --only "$only" --jobs 2 --runs "$here/runs" \
-      --results "$here/results"
-  (cd "$here" && "$ladder" report --scale paper --runs "$here/runs" --results "$here/results")
+      --results "$here/results" || echo "=== stage $only did not finish every run"
+  (cd "$here" && "$ladder" report --scale paper --runs "$here/runs" --results "$here/results") \
+      || echo "=== nothing to report yet"
 done
 echo "=== $(date -u +%FT%TZ) all stages done"

@@ -1,7 +1,7 @@
 import math
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.distributions import (
     Categorical,
@@ -44,16 +44,21 @@ def _random_mixture(seed: int, k: int, d: int, spread: float, diagonal: bool):
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), k=st.integers(1, 12), d=st.integers(1, 17),
        spread=st.sampled_from([0.1, 1.0, 10.0]), diagonal=st.booleans())
+@example(seed=2568822, k=7, d=16, spread=0.1, diagonal=False)
 def test_gaussian_mixture_log_prob_equals_torch_distributions(seed, k, d, spread, diagonal):
+    """Against torch.distributions in float64: torch's own float32 MultivariateNormal is off by up
+    to 1.3e-4 relative in these cases (1500 random ones, 2026-12-01), ours by 2e-7, so a float32
+    reference made the test fail at random (the @example is one such case)."""
     logits, means, scale = _random_mixture(seed, k, d, spread, diagonal)
-    component = (Independent(Normal(means, scale), 1) if diagonal
-                 else MultivariateNormal(means, scale_tril=scale))
-    mixture = MixtureSameFamily(Categorical(logits=logits), component)
+    logits64, means64, scale64 = logits.double(), means.double(), scale.double()
+    component = (Independent(Normal(means64, scale64), 1) if diagonal
+                 else MultivariateNormal(means64, scale_tril=scale64))
+    mixture = MixtureSameFamily(Categorical(logits=logits64), component)
     x = means[torch.randint(k, (3, 5), generator=torch.Generator().manual_seed(seed))]
     x = x + spread * torch.randn(3, 5, d, generator=torch.Generator().manual_seed(seed + 1))
     ours = gaussian_mixture_log_prob(x, torch.log_softmax(logits, -1), means, scale)
     assert ours.shape == (3, 5) and ours.dtype == x.dtype
-    torch.testing.assert_close(ours, mixture.log_prob(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.double(), mixture.log_prob(x.double()), rtol=1e-6, atol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)
