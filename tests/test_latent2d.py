@@ -4,7 +4,7 @@ import math
 import matplotlib
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from torch import Tensor, nn
@@ -207,10 +207,13 @@ def test_plots_draw_the_panels_present_with_their_letters():
 
 @settings(deadline=None, max_examples=30)
 @given(n=st.integers(1, 20), log_std=st.floats(-6, 1), shift=st.floats(-3, 3))
+@example(n=1, log_std=1.0, shift=2.0)
 def test_cell_masses_of_q_sum_to_one_and_match_the_density_where_it_is_resolved(n, log_std,
                                                                                 shift):
-    """Any posterior width, even far narrower than a cell: the masses sum to 1 and their first
-    moment is q's mean to within half a cell."""
+    """Any posterior width, even far narrower than a cell: the masses sum to 1, and where q lies
+    inside the grid (every mean at least 4 std from its edge) their first moment is q's mean to
+    within half a cell. (The edge cells hold the mass beyond the grid, so a posterior wider than
+    that pulls the moment inwards: hypothesis found n=1, std e, mean 2.66, off by 0.14.)"""
     generator = torch.Generator().manual_seed(n)
     mu = torch.randn(n, 2, generator=generator, dtype=torch.float64) + shift
     std = torch.full((n, 2), math.exp(log_std), dtype=torch.float64)
@@ -218,7 +221,7 @@ def test_cell_masses_of_q_sum_to_one_and_match_the_density_where_it_is_resolved(
     masses = aggregate_cell_masses(xs, ys, mu, std)
     assert masses.shape == (len(ys), len(xs))
     assert abs(float(masses.sum()) - 1) < 1e-9 and float(masses.min()) >= 0
-    inside = (mu.abs() < 5.5).all()
+    inside = (mu.abs() + 4 * std < 6.0).all()
     if inside:
         mean_x = float((masses.sum(0) * xs.double()).sum())
         assert abs(mean_x - float(mu[:, 0].mean())) <= 0.125 + 1e-9
