@@ -78,6 +78,10 @@ class RunDir:
         return self.path / self.SAMPLES
 
     @property
+    def learning_curves(self) -> Path:
+        return self.path / self.LEARNING_CURVES
+
+    @property
     def done(self) -> Path:
         return self.path / self.DONE
 
