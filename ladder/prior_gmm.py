@@ -11,18 +11,15 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 from ladder.gmm_em import fit_gmm
 from ladder.numerics import gaussian_mixture_log_prob
 from ladder.priors import (
-    MixtureComponents,
-    MonteCarloPrior,
+    MixturePrior,
     PriorContext,
-    mixture_components_of,
-    most_responsible,
 )
 
 if TYPE_CHECKING:
     from ladder.config import ModelConfig
 
 
-class GMMPrior(MonteCarloPrior):
+class GMMPrior(MixturePrior):
     """A finite Gaussian mixture in z-space with full covariances (the "GMM prior" baseline).
 
     ``fit="em"`` (the reference code's choice; the paper does not say): the mixture is refitted by
@@ -33,8 +30,6 @@ class GMMPrior(MonteCarloPrior):
     ``fit="gradient"``: weights, means and Cholesky factors are parameters learned by Adam in the
     prior block of Algorithm 1.
     """
-
-    is_mixture = True
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, context: PriorContext) -> GMMPrior:
@@ -86,7 +81,7 @@ class GMMPrior(MonteCarloPrior):
         reg = self.covariance_reg * self.fitted.to(self.means.dtype)  # 0 before the first fit
         return self.covariances + reg * eye
 
-    def mixture(self) -> MixtureSameFamily:
+    def torch_mixture(self) -> MixtureSameFamily:
         """The current mixture as a ``torch.distributions`` object (built every step from our own
         valid parameters, so without torch's argument checks, which read tensors back to Python)."""
         if self.fit_mode == "gradient":
@@ -111,20 +106,10 @@ class GMMPrior(MonteCarloPrior):
             scale_tril = torch.linalg.cholesky(self._regularised_covariances().double())
         return gaussian_mixture_log_prob(z, log_weights, self.means, scale_tril)
 
-    def sample(self, n: int) -> Tensor:
-        return self.mixture().sample((n,))
-
-    def mixture_components(self) -> MixtureComponents:
-        return mixture_components_of(self.mixture())
-
-    def assign_components(self, z: Tensor) -> Tensor:
-        """argmax_k w_k N(z; mu_k, Sigma_k)."""
-        return most_responsible(self.mixture(), z)
-
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
         """``active_components``: the components with weight above 1 / (10 K)."""
-        weights = self.mixture().mixture_distribution.probs
+        weights = self.torch_mixture().mixture_distribution.probs
         return {"active_components": int((weights > 0.1 / self.n_components).sum())}
 
     def refit(self, z: Tensor) -> dict[str, Any]:

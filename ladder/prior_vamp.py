@@ -12,11 +12,8 @@ from torch.distributions import Normal as TorchNormal
 
 from ladder.numerics import gaussian_mixture_log_prob
 from ladder.priors import (
-    MixtureComponents,
-    MonteCarloPrior,
+    MixturePrior,
     PriorContext,
-    mixture_components_of,
-    most_responsible,
     reparameterise,
 )
 
@@ -29,7 +26,7 @@ if TYPE_CHECKING:
 PIXEL_CLAMP = 0.01
 
 
-class VampPrior(MonteCarloPrior):
+class VampPrior(MixturePrior):
     """VampPrior [36]: p(z) = (1/K) sum_k q(z | u_k) with K learned pseudo-inputs u_k.
 
     The pseudo-inputs are encoded by the data VAE's own encoder (shared, not copied, as in the
@@ -40,8 +37,6 @@ class VampPrior(MonteCarloPrior):
     sets a = logit(image) (:data:`PIXEL_CLAMP`). The parameters are the prior block's in
     Algorithm 1.
     """
-
-    is_mixture = True
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, context: PriorContext) -> VampPrior:
@@ -99,7 +94,7 @@ class VampPrior(MonteCarloPrior):
             chosen = torch.logit(chosen.clamp(PIXEL_CLAMP, 1 - PIXEL_CLAMP))
         self.pseudo_inputs.copy_(chosen)
 
-    def components(self) -> MixtureSameFamily:
+    def torch_mixture(self) -> MixtureSameFamily:
         """The mixture of the encoded pseudo-inputs' posteriors."""
         mu, std = self.encoder(self.pseudo_images())
         logits = torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
@@ -121,16 +116,6 @@ class VampPrior(MonteCarloPrior):
         once for all ``n_mc`` samples."""
         encoded = self.encoder(self.pseudo_images())
         return self._log_prob_encoded(reparameterise(mu, std, self.n_mc), *encoded).mean(0)
-
-    def sample(self, n: int) -> Tensor:
-        return self.components().sample((n,))
-
-    def mixture_components(self) -> MixtureComponents:
-        return mixture_components_of(self.components())
-
-    def assign_components(self, z: Tensor) -> Tensor:
-        """The most responsible pseudo-input, argmax_k q(z | u_k)."""
-        return most_responsible(self.components(), z)
 
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:

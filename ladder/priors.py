@@ -247,3 +247,25 @@ class MonteCarloPrior(Prior):
     def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
         """(1/S) sum_s log p(z_s), z_s ~ q(z|x), S = ``n_mc`` (the reference code's estimator)."""
         return self.log_prob(reparameterise(mu, std, self.n_mc)).mean(0)
+
+
+class MixturePrior(MonteCarloPrior):
+    """A Monte Carlo prior whose density is a torch mixture (:meth:`torch_mixture`): the GMM prior
+    and the VampPrior. Sampling, the mixture view and the component assignment come from it."""
+
+    is_mixture = True
+
+    def torch_mixture(self) -> MixtureSameFamily:
+        """The prior as a ``torch.distributions.MixtureSameFamily``."""
+        raise NotImplementedError
+
+    def sample(self, n: int) -> Tensor:
+        return self.torch_mixture().sample((n,))
+
+    def mixture_components(self) -> MixtureComponents:
+        return mixture_components_of(self.torch_mixture())
+
+    def assign_components(self, z: Tensor) -> Tensor:
+        """argmax_k w_k p_k(z), the most responsible component of each row of ``z``."""
+        return most_responsible(self.torch_mixture(), z)
+

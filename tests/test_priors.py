@@ -96,7 +96,7 @@ def test_mixture_priors_give_their_components_and_most_responsible_one(k, d, see
     encoder = GaussianMLPEncoder(4, d, hidden=8, n_layers=1)
     vamp = VampPrior(lambda u: encoder(u.flatten(1)), d, (1, 2, 2), n_components=k)
     z = torch.randn(20, d)
-    for prior, mixture in ((gmm, gmm.mixture()), (vamp, vamp.components())):
+    for prior, mixture in ((gmm, gmm.torch_mixture()), (vamp, vamp.torch_mixture())):
         assert prior.is_mixture and prior.exact_density and prior.levels() == [prior]
         found = prior.mixture_components()
         torch.testing.assert_close(found.weights, mixture.mixture_distribution.probs)
