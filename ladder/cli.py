@@ -230,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "results/SCALE/runs/ is done")
     p.add_argument("--manifest", type=Path, help="default: experiments/manifest.yaml")
     p.add_argument("--list", action="store_true", help="list the runs and their status; run nothing")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local (default): run here, --jobs at a time, until done; slurm: submit "
+                        "one SLURM job per missing run (submitit) and return")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="a job's SLURM resource, over the scale's `slurm` section of the "
+                        "manifest: partition, timeout_min, cpus_per_task, gpus_per_node, "
+                        "mem_gb, account, qos, constraint (repeatable)")
+    p.add_argument("--status", action="store_true",
+                   help="how many runs are done, queued, running, failed or new (the SLURM "
+                        "queue and the run folders), and each unfinished run; run nothing")
     p.set_defaults(func=commands.cmd_reproduce)
 
     p = command(

@@ -217,15 +217,23 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from ladder.experiments.manifest import ManifestError, load_manifest
     from ladder.experiments.runner import list_runs, reproduce
+    from ladder.experiments.slurm import SlurmUnavailableError, status_report, submit
 
     try:
-        if args.list:
-            print(list_runs(args.scale, args.only, args.runs, load_manifest(args.manifest),
-                            args.results))
+        if args.list or args.status:
+            show = status_report if args.status else list_runs
+            print(show(args.scale, args.only, args.runs, load_manifest(args.manifest),
+                       args.results))
             return 0
+        if args.launcher == "slurm":
+            submit(args.scale, args.only, args.runs, args.manifest, args.results,
+                                args.slurm)
+            return 0
+        if args.slurm:
+            raise ManifestError("--slurm sets SLURM resources; add --launcher slurm")
         summary = reproduce(args.scale, args.only, args.jobs, args.runs, args.manifest,
                             results_root=args.results)
-    except ManifestError as err:
+    except (ManifestError, SlurmUnavailableError) as err:
         print(f"ladder reproduce: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -50,6 +50,8 @@ class RunDir:
     SAMPLES: ClassVar[str] = "evaluation-samples.png"
     LEARNING_CURVES: ClassVar[str] = "learning-curves.png"
     DONE: ClassVar[str] = "done.json"
+    SLURM_JOB: ClassVar[str] = "slurm-job.json"  # the SLURM job that runs it (--launcher slurm)
+    SLURM_LOGS: ClassVar[str] = "slurm"  # that job's submitit files and logs
     #: The small text files that describe a finished run without its checkpoint: what the
     #: batch commits under results/ (``ladder report``).
     SMALL_TEXT: ClassVar[tuple[str, ...]] = (CONFIG, METRICS, EVALUATION, DONE)
@@ -84,6 +86,14 @@ class RunDir:
     @property
     def done(self) -> Path:
         return self.path / self.DONE
+
+    @property
+    def slurm_job(self) -> Path:
+        return self.path / self.SLURM_JOB
+
+    @property
+    def slurm_logs(self) -> Path:
+        return self.path / self.SLURM_LOGS
 
     def lock(self) -> contextlib.AbstractContextManager[Path]:
         """:func:`run_lock` of this folder."""

@@ -29,6 +29,12 @@ SCALES = ("quick", "medium", "paper")
 MODEL_PRESETS = ("paper", "reference")
 #: Settings a scale shortens; a reference-preset run gets the same as the paper's model there.
 SIZE_KEYS = ("data.n_train", "data.n_test", "train.epochs", "train.batch_size")
+#: The resources a scale may ask of SLURM for one run (its ``slurm`` section, ``--slurm KEY=V``),
+#: by type; the names are submitit's (``slurm_partition`` for ``partition``, ...).
+SLURM_RESOURCES: dict[str, type] = {
+    "partition": str, "timeout_min": int, "cpus_per_task": int, "gpus_per_node": int,
+    "mem_gb": float, "account": str, "qos": str, "constraint": str,
+}
 
 
 class ManifestError(ValueError):
@@ -45,6 +51,9 @@ class Scale:
     preset: str  # the config preset of the paper's model at this scale
     overrides: dict[str, list[str]]  # per dataset, on top of the preset
     evaluate: dict[str, Any]  # evaluate_run's sample counts
+    #: one run's SLURM resources (``ladder reproduce --launcher slurm``; keys of
+    #: :data:`ladder.experiments.slurm.RESOURCES`)
+    slurm: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +171,8 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
             scales[name] = Scale(name=name, description=" ".join(str(s["description"]).split()),
                                  budget_minutes=s.get("budget_minutes"), preset=s["preset"],
                                  overrides=dict(s.get("overrides") or {}),
-                                 evaluate=dict(s.get("evaluate") or {}))
+                                 evaluate=dict(s.get("evaluate") or {}),
+                                 slurm=dict(s.get("slurm") or {}))
         except (KeyError, TypeError) as err:
             raise ManifestError(f"scale {name!r}: missing or malformed {err}") from err
         counts = [f.name for f in dataclasses.fields(EvaluationCounts)]
@@ -170,6 +180,10 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
         if unknown_counts:
             raise ManifestError(f"scale {name!r}: evaluate names unknown sample counts "
                                 f"{unknown_counts}; valid: {', '.join(counts)}")
+        unknown_slurm = sorted(set(scales[name].slurm) - set(SLURM_RESOURCES))
+        if unknown_slurm:
+            raise ManifestError(f"scale {name!r}: slurm names unknown resources {unknown_slurm}; "
+                                f"valid: {', '.join(SLURM_RESOURCES)}")
     known = {f for f in Experiment.__dataclass_fields__ if f != "name"}
     experiments = {}
     for name, e in data["experiments"].items():

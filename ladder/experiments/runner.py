@@ -228,8 +228,7 @@ def reproduce(
     if scale == "paper" and not cuda and pending:
         say("note: the paper scale is meant for a GPU; on this CPU a run takes hours")
     if classifiers is not None and pending:
-        classifiers({str(r.parameters.get("dataset")) for r in pending
-                     if r.notebook in CLASSIFIER_NOTEBOOKS}, say)
+        classifiers(scored_datasets(pending), say)
 
     total = len(pending)
     done_ids = set(summary.already_done)
@@ -253,7 +252,7 @@ def reproduce(
                             summary.resumed.append(run.id)
                         say(f"[{next(counter)}/{total}] {'resume' if resumed else 'start '} "
                             f"{run.name} ({', '.join(run.experiments)})")
-                        job = pool.submit(_execute, run, manifest, runs_root, executor, threads,
+                        job = pool.submit(execute_run, run, manifest, runs_root, executor, threads,
                                           spec, jobs)
                         in_flight[job] = (run, time.perf_counter())
                 if not in_flight:
@@ -296,28 +295,43 @@ CLASSIFIER_NOTEBOOKS = ("train_evaluate.ipynb", "fig5_slp.ipynb")
 """The notebooks that score images with the evaluation classifier (FCD, SLP frame realism)."""
 
 
+def missing_classifiers(datasets: set[str]) -> list[str]:
+    """Those of ``datasets`` that score with an evaluation classifier and have none cached
+    (CelebA has none to train)."""
+    from ladder.classifier import ClassifierNotFoundError, load_classifier
+    from ladder.evaluate import CLASSIFIER_DATASETS
+
+    missing = []
+    for dataset in sorted(datasets & set(CLASSIFIER_DATASETS)):
+        try:
+            load_classifier(dataset)
+        except ClassifierNotFoundError:
+            missing.append(dataset)
+    return missing
+
+
+def scored_datasets(runs: Sequence[Run]) -> set[str]:
+    """The datasets whose evaluation classifier ``runs`` use."""
+    return {str(r.parameters.get("dataset")) for r in runs if r.notebook in CLASSIFIER_NOTEBOOKS}
+
+
 def ensure_classifiers(datasets: set[str], say: Callable[[str], None] = print,
                        root: str | os.PathLike | None = None) -> None:
     """Train and cache the evaluation classifier of each of ``datasets`` that has none
     (``ladder train-classifier``'s defaults); datasets without one (CelebA) are left alone."""
-    from ladder.classifier import ClassifierNotFoundError, load_classifier, train_and_cache
-    from ladder.evaluate import CLASSIFIER_DATASETS
+    from ladder.classifier import train_and_cache
 
-    for dataset in sorted(datasets & set(CLASSIFIER_DATASETS)):
-        try:
-            load_classifier(dataset)
-            continue
-        except ClassifierNotFoundError:
-            pass
+    for dataset in missing_classifiers(datasets):
         say(f"no evaluation classifier cached for {dataset}: training one first "
             "(as `ladder train-classifier`)")
         path, acc = train_and_cache(dataset, root=root, progress=False)
         say(f"evaluation classifier for {dataset}: test accuracy {acc:.4f}, saved to {path}")
 
 
-def _execute(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, threads: int,
-             scale: Scale, jobs: int) -> None:
-    """One run: execute its notebook, check its outputs, then write ``done.json`` (last)."""
+def execute_run(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, threads: int,
+                scale: Scale, jobs: int) -> None:
+    """One run, by either launcher: execute its notebook, check its outputs, then write
+    ``done.json`` (last)."""
     folder = run.directory(runs_root)
     folder.mkdir(parents=True, exist_ok=True)
     notebook = manifest.notebook_dir / run.notebook
@@ -362,7 +376,6 @@ def _cores() -> int:
 
 def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
-
 
 
 
