@@ -282,10 +282,12 @@ def run_state(run: Run, runs_root: str | os.PathLike, results_root: str | os.Pat
     status = run_status(run, runs_root, results_root)
     folder = run.directory(runs_root)
     job_id = recorded_job(folder)
-    if status in ("done", "landed") or job_id is None:
+    if status in ("done", "landed", "new"):
         return status, ""
     epochs = sum(1 for r in RunDir(folder).read_records() if "phase" not in r)
     progress = f", {epochs} epoch(s) done" if epochs else ""
+    if job_id is None:
+        return status, f"no SLURM job: stopped, or running on this machine now{progress}"
     state = queue.get(job_id)
     if state is None:
         return "failed", (f"job {job_id} left the queue unfinished{progress}; see "
@@ -299,7 +301,8 @@ def status_report(scale: str, only: str | None = None, runs_root: str | os.PathL
                   manifest: Manifest | None = None, results_root: str | os.PathLike = "results"
                   ) -> str:
     """``ladder reproduce --status``: how many runs of ``scale`` are in each state, then each run
-    that is not finished with its state. Reads the queue only where a job was submitted."""
+    that has started and not finished, with its state. Reads the queue only where a job was
+    submitted."""
     manifest = manifest or load_manifest()
     runs = select(manifest.runs(scale), only)
     submitted = any(recorded_job(r.directory(runs_root)) for r in runs)
@@ -311,5 +314,6 @@ def status_report(scale: str, only: str | None = None, runs_root: str | os.PathL
     lines = [f"{scale}: {len(runs)} runs: "
              + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))]
     lines += [f"  {state:11s} {name:42s} {note}".rstrip()
-              for name, (state, note) in states.items() if state not in ("done", "landed")]
+              for name, (state, note) in states.items()
+              if state not in ("done", "landed", "new")]
     return "\n".join(lines)
