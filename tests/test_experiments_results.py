@@ -38,6 +38,17 @@ def test_a_table_comes_from_the_scale_with_most_finished_rows(tmp_path):
     assert [r["prior"] for r in results.rows("t")] == list(PRIORS[:3])
 
 
+def test_a_named_scale_is_read_even_with_fewer_finished_rows(tmp_path):
+    _write_table(tmp_path / "paper", "t", _rows(finished=1))
+    _write_table(tmp_path / "medium", "t", _rows(finished=3))
+    results = Results(tmp_path, ["paper", "medium"])
+    assert results.scale("t") == "medium"
+    assert [r["runs"] for r in results.rows("t", scale="paper")] == ["run", "", ""]
+    assert results.markdown("t", scale="paper").startswith("**The t table**")
+    with pytest.raises(ResultsError, match="no scale in"):
+        results.rows("t", scale="quick")
+
+
 def test_a_tie_goes_to_the_larger_scale(tmp_path):
     _write_table(tmp_path / "medium", "t", _rows(finished=2))
     _write_table(tmp_path / "quick", "t", _rows(finished=2))

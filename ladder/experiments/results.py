@@ -28,26 +28,28 @@ class Results:
         if not self.scales:
             raise ResultsError(f"no results under {self.root}: run ladder report --scale quick")
 
-    def folder(self, name: str) -> Path:
-        """``root/<scale>`` of the scale with the most finished rows of table ``name``; the
-        larger scale (the earlier in ``scales``) on a tie."""
-        have = [self.root / s for s in self.scales if (self.root / s / f"{name}.csv").exists()]
+    def folder(self, name: str, scale: str | None = None) -> Path:
+        """``root/<scale>`` of ``scale``, or else of the scale with the most finished rows of
+        table ``name`` (the larger scale, the earlier in ``scales``, on a tie)."""
+        scales = self.scales if scale is None else [s for s in self.scales if s == scale]
+        have = [self.root / s for s in scales if (self.root / s / f"{name}.csv").exists()]
         if not have:
-            raise ResultsError(f"no scale in {self.scales} has the table {name}")
+            raise ResultsError(f"no scale in {scales} has the table {name}")
         return max(have, key=lambda f: (finished_rows(f / f"{name}.csv"), -have.index(f)))
 
     def scale(self, name: str) -> str:
         """The scale table ``name`` is read from."""
         return self.folder(name).name
 
-    def rows(self, name: str) -> list[dict[str, str]]:
-        """The rows of table ``name``'s CSV."""
-        with open(self.folder(name) / f"{name}.csv", newline="") as handle:
+    def rows(self, name: str, scale: str | None = None) -> list[dict[str, str]]:
+        """The rows of table ``name``'s CSV (of ``scale``, or of :meth:`folder`'s choice)."""
+        with open(self.folder(name, scale) / f"{name}.csv", newline="") as handle:
             return list(csv.DictReader(handle))
 
-    def markdown(self, name: str) -> str:
-        """Table ``name``'s Markdown, its title as bold text (a book page has one title)."""
-        title, body = (self.folder(name) / f"{name}.md").read_text().split("\n", 1)
+    def markdown(self, name: str, scale: str | None = None) -> str:
+        """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
+        bold text (a book page has one title)."""
+        title, body = (self.folder(name, scale) / f"{name}.md").read_text().split("\n", 1)
         return f"**{title.lstrip('# ')}**\n{body}"
 
     def figures(self, pattern: str) -> list[Path]:
