@@ -49,6 +49,7 @@ def test_resources_come_from_the_scale_and_the_command_line_overrides_them():
     ("cpus_per_task=many", "is not a int"),
     ("timeout_min=0", "must be positive"),
     ("partition", "takes KEY=VALUE"),
+    ("gpus_per_node=2", "trains on one GPU"),
 ])
 def test_a_bad_resource_is_one_clear_error(override, message):
     with pytest.raises(ManifestError, match=message):
@@ -132,6 +133,23 @@ def test_cuda_runs_need_a_gpu_asked_for(manifest, tmp_path, fake_cluster):
     got = slurm.submit("quick", "celeba-normal-seed0", tmp_path, manifest, tmp_path,
                        ["gpus_per_node=1"], echo=lambda line: None)
     assert list(got.submitted) == ["celeba-normal-seed0"]
+
+
+def test_status_without_jobs_reads_the_folders_and_never_the_queue(manifest, tmp_path,
+                                                                  monkeypatch, capsys):
+    def no_queue():
+        raise AssertionError("the queue was read")
+
+    monkeypatch.setattr(slurm, "queue_states", no_queue)
+    (tmp_path / "quick" / "mnist-normal-seed0").mkdir(parents=True)
+    RunDir(tmp_path / "quick" / "mnist-normal-seed0").metrics.write_text('{"epoch": 1}\n')
+    assert main(["reproduce", "--status", "--only", "mnist-normal-seed0,mnist-gmm-seed0",
+                 "--runs", str(tmp_path), "--results", str(tmp_path / "results")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "quick: 2 runs: 1 interrupted, 1 new"
+    assert len(lines) == 2 and lines[1].split(maxsplit=2) == [
+        "interrupted", "quick/mnist-normal-seed0",
+        "no SLURM job: stopped, or running on this machine now, 1 epoch(s) done"]
 
 
 def test_cli_refuses_slurm_resources_without_the_slurm_launcher(capsys):

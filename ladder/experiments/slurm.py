@@ -83,6 +83,10 @@ def slurm_resources(scale: Scale, overrides: Sequence[str] = ()) -> dict[str, An
             raise ManifestError(f"--slurm: {key}={value!r} is not a {kind.__name__}") from None
         if kind is not str and resources[key] < (1 if key != "gpus_per_node" else 0):
             raise ManifestError(f"--slurm: {key}={value!r} must be positive")
+    if resources.get("gpus_per_node", 0) > 1:
+        raise ManifestError("--slurm: a run trains on one GPU (data-parallel training over "
+                            "several is not built yet); ask for gpus_per_node=1, and the "
+                            "cluster runs one run per GPU")
     return resources
 
 
