@@ -59,6 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{cfg.data.dataset}-{cfg.model.prior}-{cfg.preset}-seed{cfg.train.seed}"
         )
         trainer = train(cfg, run_dir)
+    if not trainer.shard.is_main:  # under torchrun: rank 0 reports
+        return 0
     last = trainer.records[-1]
     print(json.dumps({"run_dir": str(trainer.run_dir), "epoch": last["epoch"],
                       "test_elbo": last["test_elbo"], "test_mae": last["test_mae"]}))

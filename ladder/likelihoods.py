@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ladder.distributed import batch_mean
+
 LAPLACE_MODES = ("mae", "learned", "batch_mae")
 MAE_MOMENTUM = 0.9
 GAUSSIAN_MODES = ("learned", "clamped", "closed_form")
@@ -87,7 +89,7 @@ class LaplaceLikelihood(nn.Module):
         if x.dim() < 3 or x_hat.dim() < 3:
             raise ValueError("x and x_hat must be images [..., C, H, W]")
         if self.sigma_mode == "mae" and self.training and torch.is_grad_enabled():
-            batch_mae = (x - x_hat).detach().abs().mean()
+            batch_mae = batch_mean((x - x_hat).detach().abs().mean())
             self.sigma.copy_(moving_maximiser(self.mae_average, self.mae_steps, batch_mae))
         sigma = self.scale(x, x_hat)
         if self.sigma_mode == "batch_mae":
@@ -160,7 +162,7 @@ class GaussianLikelihood(nn.Module):
         if self.scale_mode == "closed_form" and fit_scale and self.training and (
             torch.is_grad_enabled()
         ):
-            batch_mse = (z - z_hat).detach().square().mean()
+            batch_mse = batch_mean((z - z_hat).detach().square().mean())
             self.s.copy_(moving_maximiser(self.mse_average, self.mse_steps, batch_mse).sqrt())
         s = self.scale()
         d = z.shape[-1]

@@ -154,3 +154,17 @@ def elbo_statistics(
     result["elbo_stderr"] = (variance / max(count - 1, 1)) ** 0.5
     result["n_images"] = count
     return result
+
+
+class DataVAEBlock(nn.Module):
+    """The data VAE's block of Algorithm 1 as a module of theta, phi and the Laplace scale only
+    (the prior is used, not owned): its forward is :meth:`VAE.elbo_terms`, so that data-parallel
+    training can wrap the block in ``DistributedDataParallel`` (:mod:`ladder.distributed`)."""
+
+    def __init__(self, model: VAE) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.likelihood = model.encoder, model.decoder, model.likelihood
+        self._elbo_terms = model.elbo_terms  # a bound method: the prior stays unregistered here
+
+    def forward(self, x: Tensor, normal_prior: bool = False) -> dict[str, Tensor]:
+        return self._elbo_terms(x, normal_prior=normal_prior)

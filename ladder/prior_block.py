@@ -55,7 +55,8 @@ def fit_prior(
     history = []
     with frozen(model.vae_parameters()):
         for _ in tqdm(range(epochs), desc="fit prior", disable=not progress):
-            objective, _ = prior_block_pass(model.prior, optimiser, mu, std, batch_size, generator)
+            objective, _ = prior_block_pass(PriorObjective(model.prior), optimiser, mu, std,
+                                            batch_size, generator)
             model.prior.refit(reparameterise(mu, std))
             history.append(objective)
     return history
@@ -69,30 +70,43 @@ def encode_images(model: VAE, images: ImageSet, batch_size: int = 500) -> tuple[
     return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
 
 
+class PriorObjective(nn.Module):
+    """The prior block's objective at a fresh z ~ N(mu, std^2): its cross-entropy, L'(z) of
+    Eq (7) for LaDDer, averaged over the batch. A module, so that data-parallel training can wrap
+    it in ``DistributedDataParallel`` (:mod:`ladder.distributed`)."""
+
+    def __init__(self, prior: Prior) -> None:
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, mu: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+        z = reparameterise(mu, std)
+        return self.prior.cross_entropy(mu, std, z).mean(), z
+
+
 def prior_block_step(
-    prior: Prior,
+    objective: nn.Module,
     optimiser: torch.optim.Optimizer | None,
     mu: Tensor,
     std: Tensor,
     grad_clip: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One step of Algorithm 1's prior block: Adam ascent on the prior's cross-entropy (L'(z) of
-    Eq (7) for LaDDer) at a fresh z ~ N(mu, std^2), with ``grad_clip`` on its gradient; the caller
-    holds theta and phi fixed. Returns the objective, detached, and z. Without an optimiser (a
-    prior without parameters) it only evaluates."""
-    z = reparameterise(mu, std)
-    objective = prior.cross_entropy(mu, std, z).mean()
+    Eq (7) for LaDDer, a :class:`PriorObjective`) at a fresh z ~ N(mu, std^2), with
+    ``grad_clip`` on its gradient; the caller holds theta and phi fixed. Returns the objective,
+    detached, and z. Without an optimiser (a prior without parameters) it only evaluates."""
+    value, z = objective(mu, std)
     if optimiser is not None:
         optimiser.zero_grad(set_to_none=True)
-        (-objective).backward()
+        (-value).backward()
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_value_(prior.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_value_(objective.parameters(), grad_clip)
         optimiser.step()
-    return objective.detach(), z
+    return value.detach(), z
 
 
 def prior_block_pass(
-    prior: Prior,
+    objective: nn.Module,
     optimiser: torch.optim.Optimizer | None,
     mu: Tensor,
     std: Tensor,
@@ -108,7 +122,7 @@ def prior_block_pass(
     total = torch.zeros((), dtype=torch.float64, device=mu.device)
     batches = order.split(batch_size)
     for idx in batches:
-        objective, z = prior_block_step(prior, optimiser, mu[idx], std[idx], grad_clip)
+        value, z = prior_block_step(objective, optimiser, mu[idx], std[idx], grad_clip)
         z_pass[idx] = z
-        total += objective.double()
+        total += value.double()
     return float(total) / len(batches), z_pass

@@ -42,6 +42,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import MixtureSameFamily
 
+from ladder.distributed import batch_noise
+
 if TYPE_CHECKING:
     from ladder.config import ModelConfig
     from ladder.image_sets import ImageSet
@@ -56,9 +58,11 @@ def gaussian_entropy(std: Tensor) -> Tensor:
 
 
 def reparameterise(mu: Tensor, std: Tensor, n: int | None = None) -> Tensor:
-    """z = mu + std * eps with eps ~ N(0, I); ``n`` samples stacked in front when given."""
+    """z = mu + std * eps with eps ~ N(0, I); ``n`` samples stacked in front when given. In a
+    data-parallel training step eps is this process's rows of the whole batch's
+    (:func:`ladder.distributed.batch_noise`)."""
     shape = mu.shape if n is None else (n, *mu.shape)
-    return mu + std * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+    return mu + std * batch_noise(tuple(shape), mu.dtype, mu.device)
 
 
 ACTIVITY_THRESHOLD = 0.01

@@ -46,14 +46,21 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ladder import distributed
 from ladder.checkpoint import CheckpointError, save_checkpoint
 from ladder.config import Config
 from ladder.data import load_dataset
 from ladder.device import select_device, select_precision
 from ladder.diagnose import diagnose, findings
 from ladder.image_sets import ImageSet
-from ladder.model import build_model, elbo_statistics
-from ladder.prior_block import encode_images, frozen, prior_block_pass, prior_block_step
+from ladder.model import DataVAEBlock, build_model, elbo_statistics
+from ladder.prior_block import (
+    PriorObjective,
+    encode_images,
+    frozen,
+    prior_block_pass,
+    prior_block_step,
+)
 from ladder.priors import reparameterise
 from ladder.resume import flat_settings
 from ladder.runs import RunDir, file_identity, first_nonfinite, read_run, run_lock
@@ -87,7 +94,10 @@ class Trainer(TrainerState):
         cfg.validate()
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.device = select_device(cfg.train.device)
+        # the process's share of each batch under torchrun (ladder.distributed); the whole alone
+        self.shard, self.device = distributed.start(select_device(cfg.train.device))
+        distributed.check_settings(cfg.train.batch_size, cfg.train.bca, cfg.model.sigma_mode,
+                                   self.shard)
         self.precision = select_precision(cfg.train.precision, self.device)
         d, t = cfg.data, cfg.train
         self.train_set = train_set or load_dataset(
@@ -115,6 +125,8 @@ class Trainer(TrainerState):
             if self.prior_params
             else None
         )
+        self.vae_block = distributed.data_parallel(DataVAEBlock(self.model), self.shard)
+        self.prior_block = distributed.data_parallel(PriorObjective(self.model.prior), self.shard)
         self.epoch = 0  # completed epochs
         self.finetune_epoch = 0  # completed prior fine-tuning epochs (train.prior_finetune_epochs)
         self.history: list[dict[str, Any]] = []  # a record per epoch of Algorithm 1
@@ -131,15 +143,17 @@ class Trainer(TrainerState):
         Holds the run folder's lock (:func:`run_lock`) and refuses a checkpoint this trainer did
         not write or load (a fresh trainer in an occupied folder, or another trainer's work).
         """
-        with run_lock(self.run_dir):
-            if file_identity(self.checkpoint_path) != self._checkpoint_identity:
+        main = self.shard.is_main
+        with run_lock(self.run_dir) if main else contextlib.nullcontext():
+            if main and file_identity(self.checkpoint_path) != self._checkpoint_identity:
                 if self._checkpoint_identity is None:
                     raise RunDir(self.run_dir).occupied()
                 raise CheckpointError(
                     f"{self.checkpoint_path} changed after this trainer loaded it (another "
                     f"trainer?); resume again with `ladder train --resume {self.run_dir}`"
                 )
-            self._write_run_files()
+            if main:
+                self._write_run_files()
             while not self.is_complete:
                 if self.epoch < self.cfg.train.epochs:
                     record = self.run_epoch()
@@ -154,10 +168,11 @@ class Trainer(TrainerState):
                     self.pending_changes = {}
                 finetuning = record.get("phase") == PRIOR_FINETUNE
                 (self.finetune_history if finetuning else self.history).append(record)
-                save_checkpoint(self.state(), self.checkpoint_path)
-                self._checkpoint_identity = file_identity(self.checkpoint_path)
-                self._saved_config = self.cfg.to_dict()
-                self._write_run_files()
+                if main:
+                    save_checkpoint(self.state(), self.checkpoint_path)
+                    self._checkpoint_identity = file_identity(self.checkpoint_path)
+                    self._saved_config = self.cfg.to_dict()
+                    self._write_run_files()
         return self.records
 
     def run_epoch(self) -> dict[str, Any]:
@@ -205,7 +220,7 @@ class Trainer(TrainerState):
         mu, std = encode_images(self.model, self.train_set, t.eval_batch_size)
         generator = torch.Generator().manual_seed(derived_seed(t.seed, index))
         with frozen(self.vae_params), self._autocast():
-            objective, z_pass = prior_block_pass(self.model.prior, self.prior_opt, mu, std,
+            objective, z_pass = prior_block_pass(self.prior_block, self.prior_opt, mu, std,
                                                  t.batch_size, generator, t.grad_clip)
         if not math.isfinite(objective):
             raise self._diverged(f"non-finite prior objective in {label}")
@@ -228,12 +243,15 @@ class Trainer(TrainerState):
         a failure of either (e.g. a GMM refit of exploded encodings) is a divergence."""
         try:
             started = time.perf_counter()
+            z_epoch = distributed.gather_rows(z_epoch, self.shard)  # every process's codes
             refit = self.model.prior.refit(self._refit_encodings(z_epoch, epoch))
             refit_seconds = time.perf_counter() - started
 
             started = time.perf_counter()
-            test = elbo_statistics(self.model, self.test_set, self.cfg.train.eval_batch_size)
+            test = (elbo_statistics(self.model, self.test_set, self.cfg.train.eval_batch_size)
+                    if self.shard.is_main else {})
             eval_seconds = time.perf_counter() - started
+            distributed.synchronise(self.model, self.shard)  # rank 0's prior and random state
         except (ValueError, ArithmeticError, torch.linalg.LinAlgError,
                 np.linalg.LinAlgError) as err:
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -256,7 +274,10 @@ class Trainer(TrainerState):
 
     def _diagnose(self) -> dict[str, Any]:
         """The scalar diagnostics of the epoch just finished, as ``diag_*`` fields; warns of dead
-        outputs, and from epoch 2 on of a stall at the all-black image or a collapse."""
+        outputs, and from epoch 2 on of a stall at the all-black image or a collapse. Rank 0's
+        only, under torchrun."""
+        if not self.shard.is_main:
+            return {}
         result = diagnose(self.model, self.diagnostic_images, self.cfg.train.eval_batch_size)
         for finding in findings(result, self.cfg.model.output_activation, self.epoch > 1):
             warnings.warn(f"epoch {self.epoch} of {self.run_dir}: {finding}. Training goes on.",
@@ -273,12 +294,15 @@ class Trainer(TrainerState):
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         batches = self.train_set.iter_batches(t.batch_size, shuffle=True, generator=generator)
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{t.epochs}",
-                   disable=not t.progress, leave=False)
+                   disable=not t.progress or not self.shard.is_main, leave=False)
         self.model.train()
         for step, (x, idx) in enumerate(bar):
+            if self.shard.world_size > 1:  # this process's rows of the batch
+                x, idx = x[self.shard.rows(len(x))], idx[self.shard.rows(len(idx))]
             if t.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            terms, prior_objective = self._step(x, warmup)
+            with distributed.sharded(self.shard):
+                terms, prior_objective = self._step(x, warmup)
             z_epoch[idx] = terms["z"]
             values = torch.stack([terms[k].detach().mean().double() for k in TRAIN_TERMS[:-1]]
                                  + [prior_objective.double()])
@@ -288,7 +312,7 @@ class Trainer(TrainerState):
             if (step + 1) % NAN_CHECK_EVERY == 0 or step + 1 == steps:
                 self._raise_if_bad(int(first_bad), epoch)
                 bar.set_postfix(elbo=f"{sums[0].item() / (step + 1):.1f}")
-        means = (sums / steps).tolist()
+        means = (distributed.average(sums, self.shard) / steps).tolist()
         result: dict[str, Any] = dict(zip(TRAIN_TERMS, means, strict=True))
         result["z_epoch"] = z_epoch
         return result
@@ -299,7 +323,7 @@ class Trainer(TrainerState):
         joint = t.bca == "joint" and self.prior_opt is not None and not warmup
         with contextlib.nullcontext() if joint else frozen(self.prior_params):
             with self._autocast():
-                terms = self.model.elbo_terms(x, normal_prior=warmup)
+                terms = self.vae_block(x, warmup)
             loss = -terms["elbo"].mean()
             self.vae_opt.zero_grad(set_to_none=True)
             if joint:
@@ -318,7 +342,7 @@ class Trainer(TrainerState):
         with frozen(self.vae_params), self._autocast():
             with torch.no_grad():
                 mu, std = self.model.encoder(x)
-            objectives = [prior_block_step(self.model.prior, self.prior_opt, mu, std,
+            objectives = [prior_block_step(self.prior_block, self.prior_opt, mu, std,
                                            t.grad_clip)[0] for _ in range(t.prior_steps)]
         return terms, objectives[0] if len(objectives) == 1 else torch.stack(objectives).mean()
 
@@ -368,7 +392,7 @@ def train(cfg: Config, run_dir: str | Path, **data: ImageSet) -> Trainer:
     has nothing to do). A run of another config is refused before any data are loaded; to change
     the training settings of a run, resume it with :meth:`Trainer.resume`."""
     run = RunDir(run_dir)
-    with run.lock():
+    with run.lock() if distributed.is_main_process() else contextlib.nullcontext():
         if not run.checkpoint.exists():
             trainer = Trainer(cfg, run.path, **data)
         else:
@@ -382,7 +406,7 @@ def train(cfg: Config, run_dir: str | Path, **data: ImageSet) -> Trainer:
                     f"{', '.join(differ) or 'its keys'}); resume it with `ladder train --resume "
                     f"{run.path}`, or choose another --run-dir")
             trainer = Trainer.resume(run.path, **data)
-            if not trainer.is_complete:
+            if not trainer.is_complete and distributed.is_main_process():
                 print(f"resuming {run.path.name} after epoch {trainer.epoch} of "
                       f"{cfg.train.epochs}")
         trainer.fit()

@@ -102,6 +102,8 @@ def _ladder_imports(path: Path) -> set[str]:
             continue
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ladder."):
             found.add(_module_name(node.module.split(".")[1:]))
+        elif isinstance(node, ast.ImportFrom) and node.module == "ladder":  # from ladder import x
+            found |= {_module_name([a.name]) for a in node.names if not a.name.startswith("__")}
         elif isinstance(node, ast.Import):
             found |= {_module_name(a.name.split(".")[1:]) for a in node.names
                       if a.name.startswith("ladder.")}

@@ -49,7 +49,7 @@ def test_resources_come_from_the_scale_and_the_command_line_overrides_them():
     ("cpus_per_task=many", "is not a int"),
     ("timeout_min=0", "must be positive"),
     ("partition", "takes KEY=VALUE"),
-    ("gpus_per_node=2", "trains on one GPU"),
+    ("gpus_per_node=2", "gives each run one GPU"),
 ])
 def test_a_bad_resource_is_one_clear_error(override, message):
     with pytest.raises(ManifestError, match=message):

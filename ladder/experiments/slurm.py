@@ -84,9 +84,9 @@ def slurm_resources(scale: Scale, overrides: Sequence[str] = ()) -> dict[str, An
         if kind is not str and resources[key] < (1 if key != "gpus_per_node" else 0):
             raise ManifestError(f"--slurm: {key}={value!r} must be positive")
     if resources.get("gpus_per_node", 0) > 1:
-        raise ManifestError("--slurm: a run trains on one GPU (data-parallel training over "
-                            "several is not built yet); ask for gpus_per_node=1, and the "
-                            "cluster runs one run per GPU")
+        raise ManifestError("--slurm: the batch gives each run one GPU (gpus_per_node=1), and "
+                            "the cluster runs many runs at once; to train one run on several "
+                            "GPUs, run `torchrun --nproc_per_node=N -m ladder train ...`")
     return resources
 
 
