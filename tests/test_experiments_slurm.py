@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,9 +39,12 @@ def _scale(**resources) -> Scale:
 def test_resources_come_from_the_scale_and_the_command_line_overrides_them():
     got = slurm.slurm_resources(_scale(cpus_per_task=2, mem_gb=8, partition="cpu"),
                                 ["mem_gb=16", "gpus_per_node=1", "partition=gpu"])
-    assert got == {"cpus_per_task": 2, "mem_gb": 16.0, "partition": "gpu", "gpus_per_node": 1}
+    assert got == {"cpus_per_task": 2, "mem_gb": 16.0, "partition": "gpu", "gpus_per_node": 1,
+                   "processes": 1}
     params = slurm.submitit_parameters(got, "ladder-x", after=["12", "13"])
     assert params["slurm_partition"] == "gpu" and params["gpus_per_node"] == 1
+    assert "processes" not in params and params["tasks_per_node"] == 1  # torchrun's, in the task
+    assert slurm.slurm_resources(_scale(gpus_per_node=4))["processes"] == 4  # one per GPU
     assert params["mem_gb"] == 16.0 and params["slurm_dependency"] == "afterok:12:13"
 
 
@@ -49,11 +53,11 @@ def test_resources_come_from_the_scale_and_the_command_line_overrides_them():
     ("cpus_per_task=many", "is not a int"),
     ("timeout_min=0", "must be positive"),
     ("partition", "takes KEY=VALUE"),
-    ("gpus_per_node=2", "gives each run one GPU"),
+    ("gpus_per_node=2 processes=3", "2 GPUs train with 2 processes"),
 ])
 def test_a_bad_resource_is_one_clear_error(override, message):
     with pytest.raises(ManifestError, match=message):
-        slurm.slurm_resources(_scale(), [override])
+        slurm.slurm_resources(_scale(), override.split())
 
 
 def test_a_manifest_scale_naming_an_unknown_resource_is_refused(tmp_path, manifest):
@@ -283,3 +287,59 @@ def test_a_batch_on_slurm_finishes_and_a_cancelled_run_resumes_to_the_same_resul
     table = report_folders(runs / "quick")
     rows = [line for line in table.splitlines() if line.startswith("| mnist | ladder |")]
     assert len(rows) == 1 and rows[0].endswith("| 2/2 | tiny-seed0, tiny-seed1 |")  # pooled
+
+
+DATA_PARALLEL_NOTEBOOK = """
+import torch
+from ladder.config import load_config
+from ladder.experiments.manifest import training_overrides
+from ladder.train import train
+
+torch.set_num_threads(threads)
+cfg = load_config(preset=preset, dataset=dataset, prior=prior,
+                  overrides=training_overrides(overrides, seed))
+torch.save(train(cfg, run_dir).model.state_dict(), "weights.pt")
+"""
+
+
+def test_a_run_given_two_processes_trains_data_parallel_under_torchrun(
+        cluster, tmp_path, data_root, monkeypatch, capsys):
+    """``processes: 2``: the job trains the run under torchrun (gloo on the CPU), then its notebook
+    finds the training done; the weights are a two-process run's (tests/distributed)."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    parameters = ('run_dir: str = ""\nthreads: int = 1\nseed: int = 0\ndataset: str = "mnist"\n'
+                  'prior: str = "ladder"\npreset: str = "quick"\noverrides: dict = {}\n')
+    cells = [new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+             new_code_cell(DATA_PARALLEL_NOTEBOOK)]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}),
+        folder / slurm.DATA_PARALLEL_NOTEBOOKS[0])
+    sizes = ["data.n_train=512", "data.n_test=128", "train.epochs=2", "train.batch_size=128",
+             "train.prior_finetune_epochs=1"]  # tests/distributed/train_tiny.py's SETTINGS
+    spec = {"version": 1, "seeds": [0],
+            "scales": {"quick": {"description": "tiny", "budget_minutes": 3, "preset": "quick",
+                                 "overrides": {"mnist": sizes}, "evaluate": {},
+                                 "slurm": {"cpus_per_task": 2, "processes": 2, "mem_gb": 4,
+                                           "timeout_min": 10}}},
+            "experiments": {"ddp": {"paper": "-", "notebook": slurm.DATA_PARALLEL_NOTEBOOKS[0],
+                                    "outputs": ["weights.pt"], "id": "ddp-seed{seed}",
+                                    "grid": {"dataset": ["mnist"], "prior": ["ladder"]}}}}
+    (folder / "manifest.yaml").write_text(json.dumps(spec))
+    monkeypatch.setattr(slurm, "missing_classifiers", lambda datasets: [])  # scores nothing
+    runs = tmp_path / "runs"
+    assert main(["reproduce", "--manifest", str(folder / "manifest.yaml"), "--runs", str(runs),
+                 "--results", str(tmp_path / "results"), "--launcher", "slurm"]) == 0
+    assert "1 job(s) submitted" in capsys.readouterr().out
+    run = RunDir(runs / "quick" / "ddp-seed0")
+    _wait(lambda: run.done.exists() and not slurm.queue_states(), "the run to finish")
+    assert "== data-parallel training: " in (run.path / "log.txt").read_text()
+
+    reference = tmp_path / "reference.pt"
+    script = Path(__file__).parent / "distributed" / "train_tiny.py"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node=2", str(script), str(tmp_path / "reference"),
+                    str(reference)], check=True, capture_output=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    _assert_equal(torch.load(run.path / "weights.pt", weights_only=True),
+                  torch.load(reference, weights_only=True))

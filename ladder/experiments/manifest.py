@@ -34,6 +34,7 @@ SIZE_KEYS = ("data.n_train", "data.n_test", "train.epochs", "train.batch_size")
 SLURM_RESOURCES: dict[str, type] = {
     "partition": str, "timeout_min": int, "cpus_per_task": int, "gpus_per_node": int,
     "mem_gb": float, "account": str, "qos": str, "constraint": str,
+    "processes": int,  # training processes of one run under torchrun (DDP); one per GPU
 }
 
 
@@ -286,6 +287,13 @@ def compose_training(
             kept.append(item)
             cfg = trial
     return preset, kept
+
+
+def training_overrides(overrides: Mapping[str, Any], seed: int) -> list[str]:
+    """The ``--set`` overrides of a training run's config: the manifest's (a run's ``overrides``
+    parameter), then its seed, without progress bars. Its notebook and the SLURM launcher's
+    data-parallel training compose the config from them alike."""
+    return [*override_list(overrides), f"train.seed={seed}", "train.progress=false"]
 
 
 def override_dict(overrides: Sequence[str]) -> dict[str, Any]:

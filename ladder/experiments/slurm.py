@@ -7,7 +7,9 @@ launcher does (:func:`ladder.experiments.runner.execute_run`: the notebook into
 
 - **Resources** come from the scale's ``slurm`` section of the manifest, and ``--slurm KEY=VALUE``
   overrides them (:data:`ladder.experiments.manifest.SLURM_RESOURCES`). The run's torch threads
-  are its ``cpus_per_task``.
+  are its ``cpus_per_task``. With ``processes`` > 1 (by default one per GPU of
+  ``gpus_per_node``) a training run trains first under ``torchrun``, data-parallel
+  (:mod:`ladder.distributed`), then its notebook evaluates it.
 - **Order.** A run that needs another waits for its job (``afterok``); runs that score images
   wait for one job that trains the missing evaluation classifiers first.
 - **Resumable.** The job's id is kept in the run folder (``slurm-job.json``, its logs under
@@ -26,6 +28,7 @@ import getpass
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +44,10 @@ from ladder.experiments.manifest import (
     load_manifest,
     override_dict,
     select,
+    training_overrides,
 )
 from ladder.experiments.runner import (
+    LOG_FILE,
     ensure_classifiers,
     execute_run,
     missing_classifiers,
@@ -83,10 +88,11 @@ def slurm_resources(scale: Scale, overrides: Sequence[str] = ()) -> dict[str, An
             raise ManifestError(f"--slurm: {key}={value!r} is not a {kind.__name__}") from None
         if kind is not str and resources[key] < (1 if key != "gpus_per_node" else 0):
             raise ManifestError(f"--slurm: {key}={value!r} must be positive")
-    if resources.get("gpus_per_node", 0) > 1:
-        raise ManifestError("--slurm: the batch gives each run one GPU (gpus_per_node=1), and "
-                            "the cluster runs many runs at once; to train one run on several "
-                            "GPUs, run `torchrun --nproc_per_node=N -m ladder train ...`")
+    gpus = resources.get("gpus_per_node", 0)
+    resources.setdefault("processes", max(1, gpus))
+    if gpus > 1 and resources["processes"] != gpus:
+        raise ManifestError(f"--slurm: {gpus} GPUs train with {gpus} processes (one each), not "
+                            f"processes={resources['processes']}")
     return resources
 
 
@@ -96,10 +102,17 @@ def submitit_parameters(resources: dict[str, Any], name: str,
     ``after`` to succeed."""
     parameters: dict[str, Any] = {"name": name, "nodes": 1, "tasks_per_node": 1}
     for key, value in resources.items():
-        parameters[key if key in _SUBMITIT_GENERIC else f"slurm_{key}"] = value
+        if key != "processes":  # torchrun's, inside the one task
+            parameters[key if key in _SUBMITIT_GENERIC else f"slurm_{key}"] = value
     if after:
         parameters["slurm_dependency"] = "afterok:" + ":".join(after)
     return parameters
+
+
+#: The notebooks that train their run's model with ``ladder.train.train`` on the config of
+#: :func:`ladder.experiments.manifest.training_overrides`, so that the SLURM launcher can train it
+#: first under torchrun (``processes`` > 1); the notebook then finds the training done.
+DATA_PARALLEL_NOTEBOOKS = ("train_evaluate.ipynb",)
 
 
 @dataclass
@@ -111,14 +124,39 @@ class RunJob:
     runs_root: Path
     results_root: Path
     threads: int
+    processes: int = 1
 
     def __call__(self) -> str:
         if run_status(self.run, self.runs_root, self.results_root) in ("done", "landed"):
             return f"{self.run.name} was already done"
         manifest = load_manifest(self.manifest_path)
+        if self.processes > 1 and self.run.notebook in DATA_PARALLEL_NOTEBOOKS:
+            self.train_data_parallel()
         execute_run(self.run, manifest, self.runs_root, papermill_executor, self.threads,
                     manifest.scale(self.run.scale), jobs=1)
         return f"{self.run.name} done"
+
+    def train_data_parallel(self) -> None:
+        """``torchrun --nproc_per_node=processes -m ladder train`` on the run's config, into its
+        folder (resuming what is there); its output goes to the run's log."""
+        p = self.run.parameters
+        folder = self.run.directory(self.runs_root)
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = [arg for item in training_overrides(p["overrides"], p["seed"])
+                    for arg in ("--set", item)]
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={self.processes}", "-m", "ladder", "train",
+                   "--preset", p["preset"], "--dataset", p["dataset"], "--prior", p["prior"],
+                   *settings, "--run-dir", str(folder)]
+        threads = str(max(1, self.threads // self.processes))
+        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        with open(folder / LOG_FILE, "a") as log:
+            log.write(f"== data-parallel training: {' '.join(command)}\n")
+            log.flush()
+            rc = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise RuntimeError(f"data-parallel training of {self.run.name} failed (exit {rc}); "
+                               f"see {folder / LOG_FILE}")
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Called by submitit at the time limit or on preemption: requeue this same call, which
@@ -237,7 +275,7 @@ def _submit_run(run: Run, manifest: Manifest, runs_root: Path, results_root: Pat
     parameters = submitit_parameters(resources, f"ladder-{run.scale}-{run.id}", after)
     job = _executor(folder.slurm_logs, parameters).submit(
         RunJob(run, manifest.path.resolve(), runs_root, results_root,
-               int(resources.get("cpus_per_task", 1))))
+               int(resources.get("cpus_per_task", 1)), int(resources.get("processes", 1))))
     record = {"job_id": job.job_id, "submitted": _dt.datetime.now().isoformat(timespec="seconds"),
               "resources": resources, "after": after, "logs": str(folder.slurm_logs)}
     atomic_write(folder.slurm_job, json.dumps(record, indent=2) + "\n")
