@@ -26,7 +26,10 @@ def moving_maximiser(average: Tensor, steps: Tensor, value: Tensor) -> Tensor:
     """One step of the closed-form scale updates: fold ``value`` (a batch's maximiser) into the
     moving average ``average`` (momentum :data:`MAE_MOMENTUM`; ``average`` and the step count
     ``steps`` are updated in place) and return the average bias-corrected as Adam's moments are,
-    so the first step returns ``value`` itself."""
+    so the first step returns ``value`` itself. In a data-parallel training step ``value`` is
+    first averaged over the processes, so that it is the whole batch's
+    (:func:`ladder.distributed.batch_mean`)."""
+    value = batch_mean(value)
     steps += 1
     average.mul_(MAE_MOMENTUM).add_((1 - MAE_MOMENTUM) * value)
     correction = 1 - torch.pow(MAE_MOMENTUM, steps.double())  # no host sync
@@ -89,7 +92,7 @@ class LaplaceLikelihood(nn.Module):
         if x.dim() < 3 or x_hat.dim() < 3:
             raise ValueError("x and x_hat must be images [..., C, H, W]")
         if self.sigma_mode == "mae" and self.training and torch.is_grad_enabled():
-            batch_mae = batch_mean((x - x_hat).detach().abs().mean())
+            batch_mae = (x - x_hat).detach().abs().mean()
             self.sigma.copy_(moving_maximiser(self.mae_average, self.mae_steps, batch_mae))
         sigma = self.scale(x, x_hat)
         if self.sigma_mode == "batch_mae":
@@ -162,7 +165,7 @@ class GaussianLikelihood(nn.Module):
         if self.scale_mode == "closed_form" and fit_scale and self.training and (
             torch.is_grad_enabled()
         ):
-            batch_mse = batch_mean((z - z_hat).detach().square().mean())
+            batch_mse = (z - z_hat).detach().square().mean()
             self.s.copy_(moving_maximiser(self.mse_average, self.mse_steps, batch_mse).sqrt())
         s = self.scale()
         d = z.shape[-1]
