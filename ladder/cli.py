@@ -18,6 +18,7 @@ from pathlib import Path
 import ladder.cli_commands as commands
 from ladder.config import EVALUATION
 from ladder.config_checks import PRESETS, PRIORS
+from ladder.experiments.manifest import SLURM_RESOURCES
 
 MAX_SEED = 2**64 - 1  # torch's generators take seeds in [0, 2**64)
 MAX_GRID = 10_000  # `ladder sample --n`: the smallest test split (MNIST, Fashion)
@@ -235,8 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "one SLURM job per missing run (submitit) and return")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="a job's SLURM resource, over the scale's `slurm` section of the "
-                        "manifest: partition, timeout_min, cpus_per_task, gpus_per_node, "
-                        "mem_gb, account, qos, constraint (repeatable)")
+                        f"manifest: {', '.join(SLURM_RESOURCES)} (repeatable)")
     p.add_argument("--status", action="store_true",
                    help="how many runs are done, queued, running, failed or new (the SLURM "
                         "queue and the run folders), and each unfinished run; run nothing")

@@ -228,8 +228,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                        args.results))
             return 0
         if args.launcher == "slurm":
-            submit(args.scale, args.only, args.runs, args.manifest, args.results,
-                                args.slurm)
+            submit(args.scale, args.only, args.runs, args.manifest, args.results, args.slurm)
             return 0
         if args.slurm:
             raise ManifestError("--slurm sets SLURM resources; add --launcher slurm")

@@ -153,8 +153,6 @@ def check_settings(batch_size: int, bca: str, sigma_mode: str, shard: Shard) -> 
                          "processes do not share; use mae (the default) with data-parallel training")
 
 
-
-
 def data_parallel(block: torch.nn.Module, shard: Shard) -> torch.nn.Module:
     """``block`` itself in one process; wrapped in ``DistributedDataParallel`` in several, which
     averages its gradients across them in each backward pass."""

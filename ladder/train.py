@@ -296,9 +296,10 @@ class Trainer(TrainerState):
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{t.epochs}",
                    disable=not t.progress or not self.shard.is_main, leave=False)
         self.model.train()
+        rows = self.shard.rows(t.batch_size)  # this process's rows of each batch
         for step, (x, idx) in enumerate(bar):
-            if self.shard.world_size > 1:  # this process's rows of the batch
-                x, idx = x[self.shard.rows(len(x))], idx[self.shard.rows(len(idx))]
+            if self.shard.world_size > 1:
+                x, idx = x[rows], idx[rows]
             if t.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with distributed.sharded(self.shard):

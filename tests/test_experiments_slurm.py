@@ -198,14 +198,18 @@ def cluster():
         pytest.skip(f"no SLURM cluster could be started here: {err}")
 
 
+def _write_notebook(path: Path, parameters: str, code: str) -> None:
+    """A notebook of a papermill ``parameters`` cell and one code cell."""
+    cells = [new_code_cell(parameters, metadata={"tags": ["parameters"]}), new_code_cell(code)]
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}), path)
+
+
 def _tiny_manifest(folder: Path) -> Path:
     folder.mkdir()
     parameters = ('run_dir: str = ""\nthreads: int = 1\nseed: int = 0\n'
                   f'config: dict = {CONFIG!r}\n')
-    cells = [new_code_cell(parameters, metadata={"tags": ["parameters"]}), new_code_cell(NOTEBOOK)]
-    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}),
-        folder / "train.ipynb")
+    _write_notebook(folder / "train.ipynb", parameters, NOTEBOOK)
     spec = {"version": 1, "seeds": [0, 1],
             "scales": {"quick": {"description": "tiny", "budget_minutes": 3, "preset": "quick",
                                  "overrides": {}, "evaluate": {},
@@ -310,11 +314,7 @@ def test_a_run_given_two_processes_trains_data_parallel_under_torchrun(
     folder.mkdir()
     parameters = ('run_dir: str = ""\nthreads: int = 1\nseed: int = 0\ndataset: str = "mnist"\n'
                   'prior: str = "ladder"\npreset: str = "quick"\noverrides: dict = {}\n')
-    cells = [new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-             new_code_cell(DATA_PARALLEL_NOTEBOOK)]
-    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}}),
-        folder / slurm.DATA_PARALLEL_NOTEBOOKS[0])
+    _write_notebook(folder / slurm.DATA_PARALLEL_NOTEBOOKS[0], parameters, DATA_PARALLEL_NOTEBOOK)
     sizes = ["data.n_train=512", "data.n_test=128", "train.epochs=2", "train.batch_size=128",
              "train.prior_finetune_epochs=1"]  # tests/distributed/train_tiny.py's SETTINGS
     spec = {"version": 1, "seeds": [0],

@@ -53,7 +53,7 @@ class Scale:
     overrides: dict[str, list[str]]  # per dataset, on top of the preset
     evaluate: dict[str, Any]  # evaluate_run's sample counts
     #: one run's SLURM resources (``ladder reproduce --launcher slurm``; keys of
-    #: :data:`ladder.experiments.slurm.RESOURCES`)
+    #: :data:`SLURM_RESOURCES`)
     slurm: dict[str, Any] = field(default_factory=dict)
 
 

@@ -31,7 +31,6 @@ from ladder.experiments.manifest import (
     Manifest,
     ManifestError,
     Run,
-    Scale,
     load_manifest,
     override_list,
     select,
@@ -253,7 +252,7 @@ def reproduce(
                         say(f"[{next(counter)}/{total}] {'resume' if resumed else 'start '} "
                             f"{run.name} ({', '.join(run.experiments)})")
                         job = pool.submit(execute_run, run, manifest, runs_root, executor, threads,
-                                          spec, jobs)
+                                          jobs)
                         in_flight[job] = (run, time.perf_counter())
                 if not in_flight:
                     if pending:  # only runs whose needs can never finish
@@ -329,7 +328,7 @@ def ensure_classifiers(datasets: set[str], say: Callable[[str], None] = print,
 
 
 def execute_run(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, threads: int,
-                scale: Scale, jobs: int) -> None:
+                jobs: int) -> None:
     """One run, by either launcher: execute its notebook, check its outputs, then write
     ``done.json`` (last)."""
     folder = run.directory(runs_root)

@@ -129,11 +129,10 @@ class RunJob:
     def __call__(self) -> str:
         if run_status(self.run, self.runs_root, self.results_root) in ("done", "landed"):
             return f"{self.run.name} was already done"
-        manifest = load_manifest(self.manifest_path)
         if self.processes > 1 and self.run.notebook in DATA_PARALLEL_NOTEBOOKS:
             self.train_data_parallel()
-        execute_run(self.run, manifest, self.runs_root, papermill_executor, self.threads,
-                    manifest.scale(self.run.scale), jobs=1)
+        execute_run(self.run, load_manifest(self.manifest_path), self.runs_root,
+                    papermill_executor, self.threads, jobs=1)
         return f"{self.run.name} done"
 
     def train_data_parallel(self) -> None:
@@ -275,7 +274,7 @@ def _submit_run(run: Run, manifest: Manifest, runs_root: Path, results_root: Pat
     parameters = submitit_parameters(resources, f"ladder-{run.scale}-{run.id}", after)
     job = _executor(folder.slurm_logs, parameters).submit(
         RunJob(run, manifest.path.resolve(), runs_root, results_root,
-               int(resources.get("cpus_per_task", 1)), int(resources.get("processes", 1))))
+               int(resources.get("cpus_per_task", 1)), resources["processes"]))
     record = {"job_id": job.job_id, "submitted": _dt.datetime.now().isoformat(timespec="seconds"),
               "resources": resources, "after": after, "logs": str(folder.slurm_logs)}
     atomic_write(folder.slurm_job, json.dumps(record, indent=2) + "\n")
