@@ -93,7 +93,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 $(VENDORED): node_modules/.package-lock.json scripts/vendor_assets.py
 	python3 scripts/vendor_assets.py
 
-## Open the built pages in headless Chromium with no network: screenshots in _build/browser-check,
-## fails unless every equation is typeset and every widget rendered.
+## Open the built pages in headless Chromium (Playwright) with no network, at 1280 and 1920 px:
+## screenshots in _build/browser-check; fails on a browser error, anything wider than the column,
+## an equation not typeset, a widget not rendered or an animation that does not move.
 browser-check: book
+	$(PY) -m pip install --quiet -e ".[browser]"
 	$(PY) scripts/browser_check.py --html _build/html --out _build/browser-check

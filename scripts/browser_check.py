@@ -3,10 +3,18 @@
     python scripts/browser_check.py [--html _build/html] [--out _build/browser-check]
     python scripts/browser_check.py --static [--html _build/html]   # no browser: the static checks
 
-`make browser-check` builds the book first. The pages are served from 127.0.0.1 and every other
-host name resolves to nothing, so the check proves the pages work offline. For every page under
-book/ it fails (exit 1), listing what is missing, unless
+`make browser-check` builds the book first. The pages are served from 127.0.0.1, and a request
+to any other host is aborted and reported, so the check proves the pages work offline. Each page
+is opened at 1280 and 1920 px (`--width`). For every page under book/ it fails (exit 1), listing
+what is wrong, unless
 * the page loads no script, stylesheet or image from another host, and each vendored bundle once;
+* the browser logs no error: no console error, uncaught exception or failed request
+  (scripts/browser_page.py);
+* nothing is wider than the text column or scrolls sideways in it: code, outputs, display
+  equations, images, tables, animations, widgets;
+* every animation and every widget changes a picture when its slider moves or its play button is
+  pressed, unless its cell is tagged `needs-kernel` (a widget that redraws only with a running
+  kernel, which the text must say);
 * every equation (Sphinx's `math` elements) was typeset by MathJax (an `mjx-container` inside);
 * every stored widget view was rendered by the widget manager (a `jupyter-widgets` element);
 * every image the page shows exists in the build;
@@ -18,28 +26,25 @@ book/ it fails (exit 1), listing what is missing, unless
 * no display equation is wider than MAX_DISPLAY_EX (an estimate from its TeX source in the HTML,
   :func:`display_width_ex`): a longer one runs past the text column; break it with
   an `aligned` block, as CONTRIBUTING.md says;
+* no line of a code cell is longer than MAX_CODE_LINE characters;
 * every in-text mention of another chapter ("chapter 3") is a link to it, and every API
   reference of a chapter ({py:obj}`ladder.train.train`) finds its entry;
 and unless the book has at least one equation, one widget and one figure (`--require`).
-Screenshots: <out>/<page>.png (each whole page), and <out>/first-<feature>.png cut from them
-around the book's first display equation, widget and figure; look at them. (Headless Chromium
-paints a scrolled page blank, so the page is measured by a script the local server adds to it,
-shot whole, and cut with Pillow.) Needs Chromium (Debian: `apt-get install chromium`), except with
+Screenshots: <out>/<page>-<width>.png (each whole page), and <out>/first-<feature>.png of the
+book's first display equation, widget or animation, and figure; look at them. Needs Playwright
+(`pip install -e '.[browser]'`) and a Chromium (Debian: `apt-get install chromium`), except with
 `--static`, which runs only the checks that read the HTML files (external loads, bundles loaded
-twice, missing images, pipe tables, unresolved citations, wide equations, unlinked chapter
-mentions) and takes no screenshots.
+twice, missing images, pipe tables, unresolved citations, wide equations, long code lines,
+unlinked chapter mentions) and takes no screenshots.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import io
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -57,11 +62,9 @@ CHAPTER_MENTION = re.compile(r"\b[Cc]hapter ([1-6])\b")
 UNLINKED_OK = ("a", "h1", "h2", "h3", "h4", "h5", "h6", "nav", "title")
 """A Markdown table's |---| separator row, also after smartquotes made its dashes an em dash."""
 ONCE = ("widgets/require.js", "widgets/embed-amd.js", "mathjax/tex-mml-chtml.js")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+MAX_CODE_LINE = 88
+"""The longest line of a code cell: at the book's 12-px code type, 88 characters fit the column of
+a 1280-px window (book/_theme/ladder.css, CONTRIBUTING.md)."""
 MAX_DISPLAY_EX = 85.0
 """The widest display equation allowed, in ex of MathJax's TeX font (1em = 2.26ex). At 1920 px the
 text column is about 90 ex; :func:`display_width_ex` is within about 15% of MathJax's width."""
@@ -180,22 +183,6 @@ def display_width_ex(tex: str) -> float:
     return 2.26 * max(sum(cols[:len(row) - 1]) + _tex_width(row[-1]) for row in rows)
 
 
-# Added to every page served: after MathJax and the widgets have rendered, record the page height
-# and the first equation, widget and figure as <html data-check-NAME="top,height"> for the dump.
-MEASURE = b"""<script>window.addEventListener("load", () => setTimeout(() => {
-  const root = document.documentElement;
-  const pick = {equation: ["div.math", "span.math"], widget: [".widget-subarea"],
-                figure: ["article img", "main img"]};
-  for (const [name, selectors] of Object.entries(pick)) {
-    const el = selectors.map((s) => document.querySelector(s)).find((e) => e);
-    if (el) {
-      const box = el.getBoundingClientRect();
-      root.setAttribute("data-check-" + name,
-                        Math.round(box.top + window.scrollY) + "," + Math.round(box.height));
-    }
-  }
-  root.setAttribute("data-check-height", root.scrollHeight);
-}, 6000));</script>"""
 
 
 @dataclass
@@ -214,8 +201,7 @@ class Page:
     wide_math: list[tuple[float, str]] = field(default_factory=list)  # (width ex, TeX) too wide
     unlinked_chapters: list[str] = field(default_factory=list)  # "chapter N" in text, no link
     unlinked_api: list[str] = field(default_factory=list)  # {py:obj} roles that found no target
-    height: int = 0  # measured page height (dumped DOM only)
-    boxes: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (top, height)
+    long_code: list[str] = field(default_factory=list)  # code-cell lines over MAX_CODE_LINE
 
 
 class Scan(HTMLParser):
@@ -224,16 +210,11 @@ class Scan(HTMLParser):
         self.page = Page()
         self.stack: list[tuple[str, set[str]]] = []  # open elements: (tag, marks)
         self.display_tex: list[str] = []  # the text of the open display equation (div.math)
+        self.code_text: list[str] = []  # the text of the open code cell's <pre>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         classes = set(a.get("class", "").split())
-        if tag == "html":
-            self.page.height = int(a.get("data-check-height") or 0)
-            for name in FEATURES:
-                if a.get(f"data-check-{name}"):
-                    top, height = a[f"data-check-{name}"].split(",")
-                    self.page.boxes[name] = (int(top), int(height))
         marks = set()
         if "math" in classes and tag in ("div", "span"):
             self.page.math += 1
@@ -241,6 +222,11 @@ class Scan(HTMLParser):
             if tag == "div":
                 marks.add("display")
                 self.display_tex = []
+        if "cell_input" in classes:
+            marks.add("input")
+        if tag == "pre" and any("input" in m for _, m in self.stack):
+            marks.add("code")
+            self.code_text = []
         if "widget-subarea" in classes:
             marks.add("subarea")
         if tag == "span" and "bibtex-citation" in classes:
@@ -282,6 +268,8 @@ class Scan(HTMLParser):
                 return
 
     def handle_data(self, data: str) -> None:
+        if any("code" in marks for _, marks in self.stack):
+            self.code_text.append(data)
         if any("display" in marks for _, marks in self.stack):
             self.display_tex.append(data)
         in_code = any(tag in ("pre", "code", "script", "style") for tag, _ in self.stack)
@@ -299,6 +287,10 @@ class Scan(HTMLParser):
                                             for _, marks in self.stack[i:])
                 if any("display" in marks for _, marks in self.stack[i:]):
                     self._measure_display()
+                if any("code" in marks for _, marks in self.stack[i:]):
+                    self.page.long_code += [line for line in "".join(self.code_text).split("\n")
+                                            if len(line) > MAX_CODE_LINE]
+                    self.code_text = []
                 del self.stack[i:]
                 return
 
@@ -322,30 +314,9 @@ def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def send_head(self):  # serve .html pages with MEASURE added
-            path = Path(self.translate_path(self.path))
-            if path.suffix != ".html" or not path.is_file():
-                return super().send_head()
-            body = path.read_bytes().replace(b"</body>", MEASURE + b"</body>")
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            return io.BytesIO(body)
-
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=directory))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def chromium(binary: str, url: str, extra: list[str], budget_ms: int) -> str:
-    with tempfile.TemporaryDirectory(prefix="browser-check-") as profile:
-        cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-               f"--virtual-time-budget={budget_ms}", *extra, url]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    if done.returncode != 0:
-        raise RuntimeError(f"chromium failed ({done.returncode}) on {url}:\n{done.stderr[-2000:]}")
-    return done.stdout
 
 
 def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
@@ -370,6 +341,9 @@ def static_problems(page: Page, html_dir: Path, page_path: Path) -> list[str]:
     if page_path.name[:1].isdigit() and page.unlinked_api:  # the chapters' {py:obj} roles
         found.append(f"{len(page.unlinked_api)} API reference(s) link nowhere (no such documented "
                      f"name?): {', '.join(sorted(set(page.unlinked_api)))}")
+    for line in page.long_code:
+        found.append(f"a code line of {len(line)} characters (over {MAX_CODE_LINE}, past the "
+                     f"column; ruff format --line-length {MAX_CODE_LINE}): {line.strip()[:60]}")
     for width, tex in page.wide_math:
         found.append(f"a display equation about {width:.0f}ex wide (over {MAX_DISPLAY_EX:.0f}ex, "
                      f"past the text column; break it with aligned): {tex[:70]}...")
@@ -410,16 +384,6 @@ def verdict(prefix: str, failures: dict[str, list[str]], n_pages: int) -> int:
     return 0
 
 
-def crop(page_shot: Path, box: tuple[int, int], out: Path) -> None:
-    """Cut the region around `box` (top, height) out of a whole-page screenshot."""
-    from PIL import Image  # matplotlib's dependency; only needed here
-
-    with Image.open(page_shot) as image:
-        top = max(0, box[0] - 200)
-        bottom = min(image.height, max(box[0] + box[1] + 250, top + 500))
-        image.crop((0, top, image.width, bottom)).save(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
@@ -427,10 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", nargs="*", help="paths under --html (default: book/*.html)")
     parser.add_argument("--require", nargs="*", default=list(FEATURES), choices=FEATURES,
                         help="features the book must contain at least once (default: all)")
-    parser.add_argument("--chromium", default=next(
-        (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None))
-    parser.add_argument("--budget-ms", type=int, default=10000, help="virtual time per page")
-    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--chromium", default=next(filter(None, map(
+        shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None))
+    parser.add_argument("--width", type=int, nargs="+", default=[1280, 1920],
+                        help="window widths to check each page at (px)")
     parser.add_argument("--max-height", type=int, default=12000, help="cut longer pages' shots")
     parser.add_argument("--static", action="store_true",
                         help="only the checks that read the HTML files; no Chromium, no shots")
@@ -447,36 +411,39 @@ def main(argv: list[str] | None = None) -> int:
     if not pages:
         print(f"browser-check: no pages under {args.html}/book; run `make book`", file=sys.stderr)
         return 2
+    import browser_page  # beside this script; needs Playwright, which --static does not
+
     args.out.mkdir(parents=True, exist_ok=True)
     server, base = serve(args.html)
     failures: dict[str, list[str]] = {}
     first: dict[str, Path] = {}  # feature -> the first-<feature>.png written
     try:
-        for name in pages:
-            path = args.html / name
-            static = scan(path.read_text(encoding="utf-8"))
-            found = static_problems(static, args.html, path)
-            dom = scan(chromium(args.chromium, f"{base}/{name}", ["--dump-dom"], args.budget_ms))
-            if dom.typeset < static.math:
-                found.append(f"{static.math - dom.typeset} of {static.math} equations not typeset "
-                             "by MathJax")
-            if dom.rendered < static.views:
-                found.append(f"{static.views - dom.rendered} of {static.views} widget views not "
-                             "rendered by the widget manager")
-            shot = args.out / (Path(name).stem + ".png")
-            height = min(dom.height or 2000, args.max_height)
-            chromium(args.chromium, f"{base}/{name}",
-                     [f"--screenshot={shot}", f"--window-size={args.width},{height}"],
-                     args.budget_ms)
-            for feature, box in dom.boxes.items():
-                if feature not in first and box[0] + box[1] <= height:  # inside the shot
-                    first[feature] = args.out / f"first-{feature}.png"
-                    crop(shot, box, first[feature])
-            print(f"browser-check: {name}: {dom.typeset}/{static.math} equations typeset, "
-                  f"{dom.rendered}/{static.views} widget views rendered, "
-                  f"{len(static.images)} images -> {shot}" + ("  FAILED" if found else ""))
-            if found:
-                failures[name] = found
+        with browser_page.browser(args.chromium) as chrome:
+            for name, width in ((n, w) for n in pages for w in args.width):
+                path = args.html / name
+                static = scan(path.read_text(encoding="utf-8"))
+                found = static_problems(static, args.html, path) if width == args.width[0] else []
+                shot = args.out / f"{Path(name).stem}-{width}.png"
+                live = browser_page.check_page(chrome, f"{base}/{name}", width, shot,
+                                               args.max_height)
+                dom = scan(live.dom)
+                if dom.typeset < static.math:
+                    found.append(f"{static.math - dom.typeset} of {static.math} equations not "
+                                 "typeset by MathJax")
+                if dom.rendered < static.views:
+                    found.append(f"{static.views - dom.rendered} of {static.views} widget views "
+                                 "not rendered by the widget manager")
+                found += [f"at {width}px: {p}" for p in live.problems()]
+                for feature, png in live.first.items():
+                    if feature not in first:
+                        first[feature] = args.out / f"first-{feature}.png"
+                        first[feature].write_bytes(png)
+                print(f"browser-check: {name} at {width}px: {dom.typeset}/{static.math} equations "
+                      f"typeset, {dom.rendered}/{static.views} widget views rendered, "
+                      f"{live.controls} controls worked, {len(static.images)} images -> {shot}"
+                      + ("  FAILED" if found else ""))
+                if found:
+                    failures.setdefault(name, []).extend(found)
     finally:
         server.shutdown()
     for feature, shot in first.items():
