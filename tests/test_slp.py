@@ -6,6 +6,7 @@ import math
 import warnings
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,10 +17,12 @@ from torch import distributions as D
 from torch import nn
 
 from ladder.dpgmm import DPGMM
+from ladder.plots.animation import animation_html
 from ladder.plots.slp import (
     plot_interpolation_strips,
     plot_objective_curves,
     plot_paths_over_density,
+    walk_along_paths,
 )
 from ladder.slp import (
     PRESETS,
@@ -278,6 +281,26 @@ def test_decode_path_chains_decoders_and_clips():
     assert decode_path(path[0], [prior_decoder, image_decoder]).shape == (5, 1, 2, 2)
     with pytest.raises(ValueError, match="decoders is empty"):
         decode_path(path, [])
+
+
+def test_the_walk_shows_step_j_of_every_path_in_frame_j():
+    dist = ring()
+    a, b = on_ring(200.0)[None], on_ring(-20.0)[None]
+    paths = {"SLP": shortest_likely_path(dist.log_prob, a, b, iters=5).path[0],
+             "SP": shortest_path(a, b)[0]}
+    frames = {name: torch.rand(len(path), 1, 6, 6) for name, path in paths.items()}
+    movie = walk_along_paths(dist.log_prob, paths, frames, extent=5.0)
+    ring_marker = movie._fig.axes[0].lines[-1]  # the ring at the current point
+    image = movie._fig.axes[1].images[0]  # the first row's decoded frame
+    for step in (0, 3, len(paths["SLP"]) - 1):
+        movie._func(step)
+        assert np.allclose(np.asarray(ring_marker.get_data()).ravel(),
+                           paths["SLP"][step].numpy())
+        assert np.array_equal(image.get_array(), frames["SLP"][step, 0].numpy())
+    player = animation_html(movie, "walk")  # one picture per step, offline
+    assert player.count("data:image/jpeg;base64") == len(paths["SLP"])
+    with pytest.raises(ValueError, match="same number of steps"):
+        walk_along_paths(dist.log_prob, paths, {**frames, "SP": frames["SP"][:-1]}, extent=5.0)
 
 
 def test_figures_build():

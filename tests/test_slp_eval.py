@@ -159,5 +159,7 @@ def test_comparison_figure_builds():
     fig = plot_slp_vs_sp({"normal": res, "again": res})
     assert isinstance(fig, Figure) and len(fig.axes) == len(METRICS)
     assert len(plot_slp_vs_sp({"normal": res}, metrics=["log_p_min"]).axes) == 1
+    four = plot_slp_vs_sp({"normal": res}, metrics=list(METRICS)[:4])  # rows of three
+    assert len(four.axes) == 4 and four.get_size_inches()[0] <= 7.5  # fits the page width
     with pytest.raises(ValueError, match="metrics come from"):
         plot_slp_vs_sp({"normal": res}, metrics=["fid"])

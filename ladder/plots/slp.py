@@ -1,8 +1,9 @@
-"""Figures of shortest likely path (SLP) interpolation, Sec 4.3: Fig 5 (b-f), Fig 6 (b-f) and the
-SLP-versus-SP measurement over pairs (:func:`plot_slp_vs_sp`).
+"""Figures of shortest likely path (SLP) interpolation, Sec 4.3: Fig 5 (b-f), Fig 6 (b-f), the
+SLP-versus-SP measurement over pairs (:func:`plot_slp_vs_sp`) and a walk along paths
+(:func:`walk_along_paths`).
 
-Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
-state, nothing shown); save it with ``fig.savefig`` or let a notebook display it.
+Every function returns a :class:`matplotlib.figure.Figure` (or an animation of one) built without
+pyplot (no global state, nothing shown); save it with ``fig.savefig`` or let a notebook display it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -89,6 +91,50 @@ def plot_paths_over_density(
     return fig
 
 
+def walk_along_paths(
+    log_prob: Callable[[Tensor], Tensor],
+    paths: Mapping[str, Tensor],
+    frames: Mapping[str, Tensor],
+    extent: float | Sequence[float] = 7.0,
+    vrange: tuple[float, float] = (-14.0, 0.0),
+    interval: int = 600,
+) -> FuncAnimation:
+    """Walk along paths in step, one row per path (e.g. SLP and SP of one pair, Fig 5): the path
+    over the log p map (:func:`plot_paths_over_density`) with the current point ringed, and the
+    image decoded there. ``paths[name]`` is ``[J+2, 2]``, ``frames[name]`` ``[J+2, 1, H, W]`` in
+    [0, 1]; animation frame j shows step j of every path. Show it with
+    :func:`ladder.plots.animation.animation_html`."""
+    names = list(paths)
+    steps = {len(paths[name]) for name in names} | {len(frames[name]) for name in names}
+    if len(steps) != 1:
+        raise ValueError(f"the paths and frames need the same number of steps, got {steps}")
+    n_steps = steps.pop()
+    fig = Figure(figsize=(6.4, 2.9 * len(names)), layout="constrained")
+    rows = fig.subplots(len(names), 2, width_ratios=[1.5, 1], squeeze=False)
+    rings, images = [], []
+    for (ax_map, ax_image), name in zip(rows, names, strict=True):
+        path = _pairs(paths[name], f"paths[{name!r}]")[0]
+        plot_paths_over_density(log_prob, paths[name], extent=extent, resolution=0.1,
+                                vrange=vrange, ax=ax_map)
+        ax_map.get_legend().remove()
+        ax_map.set_title(name)
+        rings.append((ax_map.plot(*path[0], "o", ms=13, mfc="none", mec="r", mew=2.5)[0], path))
+        shown = np.asarray(torch.as_tensor(frames[name]).detach().cpu())[:, 0]
+        images.append((ax_image.imshow(shown[0], cmap="gray", vmin=0, vmax=1), shown))
+        ax_image.set_axis_off()
+    title = fig.suptitle("")
+
+    def show(step: int) -> list:
+        for ring, path in rings:
+            ring.set_data([path[step, 0]], [path[step, 1]])
+        for image, shown in images:
+            image.set_data(shown[step])
+        title.set_text(f"step {step} of {n_steps - 1}")
+        return [title] + [ring for ring, _ in rings] + [image for image, _ in images]
+
+    return FuncAnimation(fig, show, frames=n_steps, interval=interval, blit=False)
+
+
 def plot_objective_curves(
     history: Mapping[str, Tensor], sp_terms: Mapping[str, Tensor | float] | None = None
 ) -> Figure:
@@ -103,9 +149,9 @@ def plot_objective_curves(
     missing = [k for k, *_ in _PANELS if k not in history]
     if missing:
         raise ValueError(f"history lacks {missing}; pass SLPResult.history")
-    fig = Figure(figsize=(13, 3), layout="constrained")
-    axes = fig.subplots(1, len(_PANELS))
-    for ax, (key, title, sign) in zip(axes, _PANELS, strict=True):
+    fig = Figure(figsize=(7.2, 5.0), layout="constrained")  # 2 x 2: readable at page width
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    for k, (ax, (key, title, sign)) in enumerate(zip(axes, _PANELS, strict=True)):
         h = sign * np.asarray(torch.as_tensor(history[key]).detach().cpu(), dtype=float)
         h = h[:, None] if h.ndim == 1 else h
         for i in range(h.shape[1]):
@@ -114,7 +160,7 @@ def plot_objective_curves(
             sp = sign * np.atleast_1d(np.asarray(torch.as_tensor(sp_terms[key]).cpu(), float))
             for i, v in enumerate(sp):
                 ax.axhline(v, c=f"C{i}", ls="--", label="SP" if i == 0 else None)
-        ax.set(title=title, xlabel="iteration")
+        ax.set(title=title, xlabel="iteration" if k >= 2 else None)
     axes[0].legend()
     return fig
 
@@ -188,10 +234,14 @@ def plot_slp_vs_sp(
         )
     names = list(results)
     rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(2.4 * len(metrics), 3.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    columns = min(3, len(metrics))  # rows of three: readable at page width
+    rows = -(-len(metrics) // columns)
+    fig = Figure(figsize=(2.5 * columns, 3.0 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes[len(metrics):]:
+        fig.delaxes(ax)
     pos = np.arange(len(names))
-    for ax, metric in zip(axes, metrics, strict=True):
+    for ax, metric in zip(axes, metrics, strict=False):
         better, _ = METRICS[metric]
         if metric == "fcd":
             for k, (method, shift) in enumerate((("slp", -0.18), ("sp", 0.18))):
