@@ -183,8 +183,6 @@ def display_width_ex(tex: str) -> float:
     return 2.26 * max(sum(cols[:len(row) - 1]) + _tex_width(row[-1]) for row in rows)
 
 
-
-
 @dataclass
 class Page:
     """What one HTML document holds: math elements, widget views, images, external loads."""
@@ -419,31 +417,32 @@ def main(argv: list[str] | None = None) -> int:
     first: dict[str, Path] = {}  # feature -> the first-<feature>.png written
     try:
         with browser_page.browser(args.chromium) as chrome:
-            for name, width in ((n, w) for n in pages for w in args.width):
+            for name in pages:
                 path = args.html / name
                 static = scan(path.read_text(encoding="utf-8"))
-                found = static_problems(static, args.html, path) if width == args.width[0] else []
-                shot = args.out / f"{Path(name).stem}-{width}.png"
-                live = browser_page.check_page(chrome, f"{base}/{name}", width, shot,
-                                               args.max_height)
-                dom = scan(live.dom)
-                if dom.typeset < static.math:
-                    found.append(f"{static.math - dom.typeset} of {static.math} equations not "
-                                 "typeset by MathJax")
-                if dom.rendered < static.views:
-                    found.append(f"{static.views - dom.rendered} of {static.views} widget views "
-                                 "not rendered by the widget manager")
-                found += [f"at {width}px: {p}" for p in live.problems()]
-                for feature, png in live.first.items():
-                    if feature not in first:
+                found = static_problems(static, args.html, path)
+                for width in args.width:
+                    shot = args.out / f"{Path(name).stem}-{width}.png"
+                    live = browser_page.check_page(chrome, f"{base}/{name}", width, shot,
+                                                   args.max_height, set(FEATURES) - set(first))
+                    dom = scan(live.dom)
+                    if dom.typeset < static.math:
+                        found.append(f"at {width}px: {static.math - dom.typeset} of "
+                                     f"{static.math} equations not typeset by MathJax")
+                    if dom.rendered < static.views:
+                        found.append(f"at {width}px: {static.views - dom.rendered} of "
+                                     f"{static.views} widget views not rendered by the widget "
+                                     "manager")
+                    found += [f"at {width}px: {p}" for p in live.problems()]
+                    for feature, png in live.first.items():
                         first[feature] = args.out / f"first-{feature}.png"
                         first[feature].write_bytes(png)
-                print(f"browser-check: {name} at {width}px: {dom.typeset}/{static.math} equations "
-                      f"typeset, {dom.rendered}/{static.views} widget views rendered, "
-                      f"{live.controls} controls worked, {len(static.images)} images -> {shot}"
-                      + ("  FAILED" if found else ""))
+                    print(f"browser-check: {name} at {width}px: {dom.typeset}/{static.math} "
+                          f"equations typeset, {dom.rendered}/{static.views} widget views "
+                          f"rendered, {live.controls} controls worked, {len(static.images)} "
+                          f"images -> {shot}" + ("  FAILED" if found else ""))
                 if found:
-                    failures.setdefault(name, []).extend(found)
+                    failures[name] = found
     finally:
         server.shutdown()
     for feature, shot in first.items():

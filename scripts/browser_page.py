@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 PICTURES = "img, canvas, svg.main-svg"
 ANIMATIONS = "div.animation"
 WIDGETS = "div.cell:not(.tag_needs-kernel) .widget-subarea"
-FIRST = {"equation": "div.math", "widget": ".widget-subarea, div.animation",
+FIRST = {"equation": "div.math", "widget": f".widget-subarea, {ANIMATIONS}",
          "figure": "article img"}
 
 # Block elements a reader would have to scroll sideways: measured in the browser.
@@ -140,35 +140,44 @@ def _work_widget(page, view) -> list[str]:
     return [what] if _pictures(view) == before else []
 
 
-def check_page(chrome, url: str, width: int, shot: Path, max_height: int) -> LivePage:
-    """Load ``url`` at ``width`` px, run the checks, and save a screenshot of the page to ``shot``."""
+def check_page(chrome, url: str, width: int, shot: Path, max_height: int,
+               wanted: set[str]) -> LivePage:
+    """Load ``url`` at ``width`` px, run the checks, save a screenshot of the page to ``shot``,
+    and shoot the first element of each feature in ``wanted`` (keys of :data:`FIRST`)."""
     live = LivePage()
     page = chrome.new_page(viewport={"width": width, "height": 900})
     host = urlsplit(url).netloc
+    failed: set[str] = set()  # URLs reported: a missing file is one error, not three
+
+    def fail(request_url: str, message: str) -> None:
+        if request_url not in failed:
+            failed.add(request_url)
+            live.errors.append(message)
 
     def route(request_route) -> None:
-        if urlsplit(request_route.request.url).netloc not in (host, ""):
-            live.errors.append(f"loads {request_route.request.url} from another host")
+        request_url = request_route.request.url
+        if urlsplit(request_url).netloc not in (host, ""):
+            fail(request_url, f"loads {request_url} from another host")
             request_route.abort()
         else:
             request_route.continue_()
 
     page.route("**/*", route)
+    # Chromium's console line for a failed load names no URL; the handlers below do
     page.on("console", lambda m: live.errors.append(f"console: {m.text[:160]}")
-            if m.type == "error" else None)
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
     page.on("pageerror", lambda e: live.errors.append(f"exception: {str(e)[:160]}"))
-    page.on("response", lambda r: live.errors.append(f"HTTP {r.status}: {r.url}")
+    page.on("response", lambda r: fail(r.url, f"HTTP {r.status}: {r.url}")
             if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: live.errors.append(f"request failed: {r.url}")
-            if urlsplit(r.url).netloc == host else None)
+    page.on("requestfailed", lambda r: fail(r.url, f"request failed: {r.url}"))
     try:
         page.goto(url, wait_until="networkidle")
         page.evaluate(_READY)
         page.wait_for_timeout(1500)  # the widget manager renders after load
         live.dom = page.content()
         live.overflow = page.evaluate(_OVERFLOW)
-        for name, selector in FIRST.items():
-            first = page.locator(selector).first
+        for name in sorted(wanted):
+            first = page.locator(FIRST[name]).first
             if first.count() and first.is_visible():
                 first.scroll_into_view_if_needed()
                 live.first[name] = first.screenshot()

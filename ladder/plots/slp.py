@@ -124,13 +124,12 @@ def walk_along_paths(
         ax_image.set_axis_off()
     title = fig.suptitle("")
 
-    def show(step: int) -> list:
+    def show(step: int) -> None:
         for ring, path in rings:
             ring.set_data([path[step, 0]], [path[step, 1]])
         for image, shown in images:
             image.set_data(shown[step])
         title.set_text(f"step {step} of {n_steps - 1}")
-        return [title] + [ring for ring, _ in rings] + [image for image, _ in images]
 
     return FuncAnimation(fig, show, frames=n_steps, interval=interval, blit=False)
 
