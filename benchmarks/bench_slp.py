@@ -29,7 +29,8 @@ import time
 import torch
 from torch import distributions as D
 
-from ladder.slp import PRESETS, path_stats, shortest_likely_path, shortest_path
+from ladder.slp import path_stats, shortest_likely_path, shortest_path
+from ladder.slp_config import PRESETS
 
 
 def mixture(k: int, device: torch.device, g: torch.Generator) -> D.MixtureSameFamily:

@@ -181,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=_int_between(1, MAX_GRID), default=100,
                    help="random test pairs per run (default 100)")
     p.add_argument("--preset", default="reference",
-                   help="the SLP optimiser's settings, ladder.slp.PRESETS: reference (default) "
-                        "or paper")
+                   help="the SLP optimiser's settings, ladder.slp_config.PRESETS: reference "
+                        "(default) or paper")
     p.add_argument("--seed", type=_int_between(0, MAX_SEED), default=0,
                    help="picks the pairs and the bootstrap resamples")
     p.add_argument("--n-boot", type=_int_between(1, 100_000), default=100,

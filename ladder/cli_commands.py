@@ -164,7 +164,7 @@ def cmd_slp(args: argparse.Namespace) -> int:
     from ladder.classifier import load_classifier
     from ladder.data import load_dataset
     from ladder.runs import load_run
-    from ladder.slp import resolve_preset
+    from ladder.slp_config import resolve_preset
     from ladder.slp_eval import compare_slp_sp, comparison_table
 
     resolve_preset(args.preset)  # an unknown preset fails before any run is loaded

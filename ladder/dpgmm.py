@@ -14,8 +14,8 @@ plain function each in :mod:`ladder.dpgmm_cavi`. Every update is an exact coordi
 so the bound never decreases; ``reg_covar`` (added to the scatter matrices, as scikit-learn does)
 moves the Normal-Wishart update off the optimum, which costs O(reg_covar^2) in the bound. The
 module here is the scikit-learn-style estimator around them: checks (:mod:`ladder.dpgmm_checks`),
-initialisation (:mod:`ladder.dpgmm_init`), densities (:mod:`ladder.dpgmm_log_prob`) and
-persistence (:mod:`ladder.dpgmm_state`).
+initialisation (:mod:`ladder.dpgmm_init`), fitted attributes (:mod:`ladder.dpgmm_fitted`),
+densities (:mod:`ladder.dpgmm_log_prob`) and persistence (:mod:`ladder.dpgmm_state`).
 
 Paper priors and the conjugate Normal-Wishart. Sec 3.2 writes mu ~ N(0, I), Sigma ~ W(d_t, I) and
 q(mu_m) = N(v_m, I), q(Sigma_m) = W(a_m, B_m). CAVI has closed-form updates only for the conjugate
@@ -74,7 +74,6 @@ from ladder.dpgmm_cavi import (
     ConjugatePrior,
     Posterior,
     coordinate_ascent,
-    expected_weights,
     log_rho,
     m_step,
     sufficient_statistics,
@@ -87,6 +86,7 @@ from ladder.dpgmm_checks import (
     is_int,
     priors_in_effect,
 )
+from ladder.dpgmm_fitted import FittedAttributes
 from ladder.dpgmm_init import initial_responsibilities
 from ladder.dpgmm_log_prob import DensityTables, component_log_prob, density_tables, log_prob
 from ladder.dpgmm_state import damaged, read_fitted, read_header, state_dict
@@ -94,7 +94,7 @@ from ladder.dpgmm_state import damaged, read_fitted, read_header, state_dict
 __all__ = ["DPGMM"]
 
 
-class DPGMM:
+class DPGMM(FittedAttributes):
     """Variational Dirichlet-process GMM fitted by CAVI (Sec 3.2, Eq (6)); see the module docstring.
 
     The parameters mean what they mean in ``sklearn.mixture.BayesianGaussianMixture(
@@ -106,7 +106,8 @@ class DPGMM:
     :meth:`paper_prior` builds the paper's priors. ``tol_per_sample`` (ours): compare the change of
     the bound per data point with ``tol`` (False: the total, as scikit-learn). ``device`` (None:
     the device of the first fitted tensor) and ``dtype`` (float64) are where and how CAVI runs.
-    Fitted attributes are torch tensors on that device, with scikit-learn's names.
+    Fitted attributes are torch tensors on that device, with scikit-learn's names
+    (:class:`~ladder.dpgmm_fitted.FittedAttributes`).
     """
 
     def __init__(
@@ -166,29 +167,6 @@ class DPGMM:
                    mean_prior=torch.zeros(n_features, dtype=torch.float64),
                    mean_precision_prior=1.0, degrees_of_freedom_prior=float(n_features),
                    covariance_prior=torch.eye(n_features, dtype=torch.float64), **kwargs)
-
-    def _require_fitted(self) -> Posterior:
-        if self._params is None:
-            raise ValueError("this DPGMM is not fitted yet; call fit(X) or load_state_dict first")
-        return self._params
-
-    @property
-    def is_fitted(self) -> bool:
-        """Whether ``fit`` (or ``load_state_dict`` of a fitted state) has run."""
-        return self._params is not None
-
-    @property
-    def n_features_in_(self) -> int | None:
-        """The dimension d_t, once known from a fit or from a user-supplied prior."""
-        if self._params is not None:
-            return int(self._params.m.shape[1])
-        return self._prior_features()
-
-    def _prior_features(self) -> int | None:
-        for prior in (self.mean_prior, self.covariance_prior):
-            if prior is not None:
-                return int(prior.shape[0])
-        return None
 
     # ------------------------------------------------------------------ fitting
 
@@ -272,50 +250,6 @@ class DPGMM:
         self._params = q
         self._cache = {}
 
-    # ---------------------------------------------------------- fitted attributes
-
-    @property
-    def posterior(self) -> Posterior:
-        """The variational parameters xi of q(v) q(mu, Lambda) (:mod:`ladder.dpgmm_cavi`)."""
-        return self._require_fitted()
-
-    @property
-    def weight_concentration_(self) -> tuple[Tensor, Tensor]:
-        """(gamma_k1, gamma_k2) of the Beta sticks q(v_k)."""
-        p = self._require_fitted()
-        return p.g1, p.g2
-
-    @property
-    def mean_precision_(self) -> Tensor:
-        return self._require_fitted().beta
-
-    @property
-    def means_(self) -> Tensor:
-        return self._require_fitted().m
-
-    @property
-    def degrees_of_freedom_(self) -> Tensor:
-        return self._require_fitted().nu
-
-    @property
-    def covariances_(self) -> Tensor:
-        """E[Lambda_k]^-1 = (nu_k W_k)^-1, (K, d, d)."""
-        return self._require_fitted().cov
-
-    @property
-    def precisions_cholesky_(self) -> Tensor:
-        """Upper-triangular U_k with U_k U_k^T = E[Lambda_k] (scikit-learn's convention)."""
-        return self._require_fitted().chol
-
-    @property
-    def precisions_(self) -> Tensor:
-        return self._require_fitted().precision
-
-    @property
-    def weights_(self) -> Tensor:
-        """E_q[w_k] of the stick-breaking weights, renormalised over the K components."""
-        return expected_weights(self._require_fitted())
-
     # ---------------------------------------------------------------- densities
 
     def _tables(self, dtype: torch.dtype, device: torch.device) -> DensityTables:
@@ -384,22 +318,6 @@ class DPGMM:
         noise = torch.randn(int(n_samples), d, 1, generator=gen, dtype=p.m.dtype,
                             device=p.m.device)
         return p.m[labels] + (chol_cov[labels] @ noise).squeeze(-1), labels
-
-    # ----------------------------------------------------------------- pruning
-
-    def active_components(self, threshold: float = 0.01) -> Tensor:
-        """Indices of the components with weight >= threshold (the reference code keeps >= 0.01
-        for plots and its saved GM_prior_info)."""
-        return torch.nonzero(self.weights_ >= threshold).flatten()
-
-    def active_mixture(self, threshold: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
-        """(weights renormalised, means, covariances) of :meth:`active_components`."""
-        idx = self.active_components(threshold)
-        if idx.numel() == 0:
-            raise ValueError(f"no component has weight >= {threshold}; the largest is "
-                             f"{float(self.weights_.max()):.3g}")
-        w = self.weights_[idx]
-        return w / w.sum(), self.means_[idx], self.covariances_[idx]
 
     # ------------------------------------------------------------ persistence
 

@@ -16,58 +16,22 @@ Where we follow the reference notebook (``latent-space-interpolation-mnist.ipynb
 see the reference-code appendix, section 7) rather than the paper, it is said so below:
 the step-length std is the population std (ddof 0) over the J+1 segments, log p is
 summed over the J interior points only (no 1/J), gradients are clipped element-wise to
-+-1 and Adam runs with beta2 = 0.95. These are fields of :class:`SLPConfig`.
++-1 and Adam runs with beta2 = 0.95. These are fields of
+:class:`~ladder.slp_config.SLPConfig`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
+from ladder.slp_config import SLPConfig, SLPWeights, as_weights, check_config, resolve_preset
+
 LogProb = Callable[[Tensor], Tensor]
 TERMS = ("objective", "length", "step_std", "log_lik")
-
-
-@dataclass(frozen=True)
-class SLPWeights:
-    """The weights of the three terms of Eq (9): path length, step-length std, log-likelihood."""
-
-    length: float = 1.0
-    step_std: float = 1.0
-    log_lik: float = 1.0
-
-
-@dataclass(frozen=True)
-class SLPConfig:
-    """Settings of the SLP optimisation (Eq (9) minimised by Adam).
-
-    ``init`` is ``"line"`` (the straight line, i.e. the SP path) or a tensor of interior
-    points ``[J, d]`` / ``[P, J, d]``. ``grad_clip`` clips every gradient element to
-    ``[-grad_clip, grad_clip]`` before the Adam step (``None``: no clipping).
-    """
-
-    n_steps: int = 8
-    iters: int = 500
-    lr: float = 1e-2
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float | None = 1.0
-    weights: SLPWeights = field(default_factory=SLPWeights)
-    init: str | Tensor = "line"
-
-
-PRESETS: dict[str, SLPConfig] = {
-    # Eq (9) has unit weights; the paper gives no optimiser settings ("a standard
-    # optimisation scheme, such as AdamOptimiser"), so these are the reference notebook's.
-    "paper": SLPConfig(weights=SLPWeights(1.0, 1.0, 1.0)),
-    # The authors' notebook: weights 10, 100, 1; J = 8; Adam lr 1e-2, beta2 0.95;
-    # element-wise clip +-1; 500 iterations; straight-line initialisation.
-    "reference": SLPConfig(weights=SLPWeights(10.0, 100.0, 1.0)),
-}
 
 
 @dataclass
@@ -145,49 +109,6 @@ def _log_p(log_prob: LogProb, points: Tensor) -> Tensor:
     return out.reshape(points.shape[:-1])
 
 
-def _weights(weights: SLPWeights | Sequence[float]) -> SLPWeights:
-    if isinstance(weights, SLPWeights):
-        return weights
-    if len(weights) != 3:
-        raise ValueError(
-            "weights are (length, step_std, log_lik), three numbers or an SLPWeights, "
-            f"got {weights!r}"
-        )
-    return SLPWeights(*(float(w) for w in weights))
-
-
-def _is_number(value: object, low: float, strict: bool) -> bool:
-    """A finite real number (not a bool) above ``low`` (``>= low`` unless ``strict``)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > low if strict else value >= low)
-    )
-
-
-def _check_config(cfg: SLPConfig) -> None:
-    """The optimiser settings of ``cfg``, each checked with a message naming it."""
-    for name, low in (("n_steps", 1), ("iters", 0)):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            what = "the number of interior points, " if name == "n_steps" else ""
-            raise ValueError(f"{name} is {what}an int >= {low}, got {value!r}")
-    if not _is_number(cfg.lr, 0.0, strict=True):
-        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr!r}")
-    betas = cfg.betas
-    if not (isinstance(betas, Sequence) and len(betas) == 2
-            and all(_is_number(b, 0.0, strict=False) and b < 1 for b in betas)):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-    if cfg.grad_clip is not None and not _is_number(cfg.grad_clip, 0.0, strict=True):
-        raise ValueError(f"grad_clip must be None or a finite number > 0, got {cfg.grad_clip!r}")
-    w = cfg.weights
-    if not all(_is_number(v, 0.0, strict=False) for v in (w.length, w.step_std, w.log_lik)):
-        raise ValueError(
-            f"weights (length, step_std, log_lik) must be finite numbers >= 0, got {w}"
-        )
-
-
 def _not_finite(terms: dict[str, Tensor], grad_ok: Tensor, it: int) -> ValueError:
     """The error for a non-finite objective or gradient, naming the term it comes from."""
 
@@ -257,7 +178,7 @@ def objective_terms(
     """
     p, single = _as_path(path)
     with torch.no_grad():
-        terms = _terms(log_prob, p, _weights(weights))
+        terms = _terms(log_prob, p, as_weights(weights))
     return {k: v[0] for k, v in terms.items()} if single else terms
 
 
@@ -288,16 +209,6 @@ def path_stats(log_prob: LogProb, path: Tensor) -> dict[str, Tensor]:
     return {k: v[0] for k, v in stats.items()} if single else stats
 
 
-def resolve_preset(preset: str | SLPConfig) -> SLPConfig:
-    """The settings of a preset name of :data:`PRESETS` (a :class:`SLPConfig` is returned as it
-    is); an unknown name raises ``ValueError``."""
-    if not isinstance(preset, str):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown SLP preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset]
-
-
 def shortest_likely_path(
     log_prob: LogProb,
     start: Tensor,
@@ -315,11 +226,11 @@ def shortest_likely_path(
     ``start``/``end`` are ``[d]`` or batches ``[P, d]``; a batch is one vectorised problem
     whose objective is the sum of the per-pair objectives, and since Adam and the clipping
     act element-wise the pairs stay independent. ``preset`` is ``"paper"`` (Eq (9)'s unit
-    weights), ``"reference"`` (the notebook's 10, 100, 1) or an :class:`SLPConfig`; the
-    other arguments override it (a tensor ``init`` of interior points also sets J). In both
-    named presets the optimiser is the reference's: Adam lr 1e-2, betas (0.9, 0.95),
-    element-wise gradient clip +-1, 500 iterations, J = 8, straight-line init; the paper
-    gives no settings of its own.
+    weights), ``"reference"`` (the notebook's 10, 100, 1) or an
+    :class:`~ladder.slp_config.SLPConfig`; the other arguments override it (a tensor ``init``
+    of interior points also sets J). In both named presets the optimiser is the reference's:
+    Adam lr 1e-2, betas (0.9, 0.95), element-wise gradient clip +-1, 500 iterations, J = 8,
+    straight-line init; the paper gives no settings of its own.
 
     These settings do not converge to float precision: near equal steps the clipped
     gradient of the weighted step std flips sign, the objective keeps fluctuating by about
@@ -341,9 +252,9 @@ def shortest_likely_path(
     overrides = dict(n_steps=n_steps, iters=iters, lr=lr, init=init)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if weights is not None:
-        overrides["weights"] = _weights(weights)
+        overrides["weights"] = as_weights(weights)
     cfg = replace(preset, **overrides)
-    _check_config(cfg)
+    check_config(cfg)
 
     s, e, single = _as_pairs(start, end)
     if torch.finfo(s.dtype).bits < 32:

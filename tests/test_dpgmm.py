@@ -465,16 +465,6 @@ def test_sample_statistics_match_the_fitted_mixture(fitted):
                                atol=0.02)
 
 
-def test_active_components_and_mixture(fitted):
-    m, _ = fitted
-    idx = m.active_components(0.01)
-    assert (m.weights_[idx] >= 0.01).all()
-    assert (m.weights_[np.setdiff1d(np.arange(8), idx.numpy())] < 0.01).all()
-    w, mu, cov = m.active_mixture(0.01)
-    assert w.sum() == pytest.approx(1.0) and mu.shape == (len(idx), 2)
-    torch.testing.assert_close(cov, m.covariances_[idx])
-
-
 # ------------------------------------------------------------------------ devices and state
 
 

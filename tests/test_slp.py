@@ -25,15 +25,13 @@ from ladder.plots.slp import (
     walk_along_paths,
 )
 from ladder.slp import (
-    PRESETS,
-    SLPConfig,
-    SLPWeights,
     decode_path,
     objective_terms,
     path_stats,
     shortest_likely_path,
     shortest_path,
 )
+from ladder.slp_config import PRESETS, SLPConfig, SLPWeights
 
 matplotlib.use("Agg")
 
@@ -50,15 +48,6 @@ def ring(dtype: torch.dtype = torch.float32, k: int = 12) -> D.Distribution:
 
 def on_ring(deg: float) -> torch.Tensor:
     return 3 * torch.tensor([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
-
-
-def test_presets_match_eq9_and_reference_notebook():
-    assert PRESETS["paper"].weights == SLPWeights(1.0, 1.0, 1.0)
-    ref = PRESETS["reference"]
-    assert ref.weights == SLPWeights(10.0, 100.0, 1.0)
-    assert (ref.n_steps, ref.iters, ref.lr, ref.betas, ref.grad_clip, ref.init) == (
-        8, 500, 1e-2, (0.9, 0.95), 1.0, "line",
-    )  # fmt: skip
 
 
 def test_shortest_path_is_the_equally_spaced_line():
