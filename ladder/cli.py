@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-noise", action=argparse.BooleanOptionalAction, default=None,
                    help="hierarchical and LaDDer priors: generate with (--sample-noise) or "
                         "without (--no-sample-noise, the reference code) the noise of p(z|t) "
-                        "(default: the run's model.sample_noise)")
+                        "(default: the run's model.prior_vae.sample_noise)")
     p.add_argument("--frozen-latent", action="store_true",
                    help="instead of the evaluation: fit every prior family to the run's frozen "
                         "training codes and score log p(z) on its test codes (Fig 2's protocol "

@@ -32,10 +32,18 @@ from ladder.config_checks import (
     check_choice,
     validate,
 )
+from ladder.config_priors import (
+    DPGMMConfig,
+    GMMConfig,
+    PriorVAEConfig,
+    VampConfig,
+    flat_key_hint,
+    nest_flat_model_keys,
+)
 from ladder.config_yaml import ConfigError, load_yaml, plain, read_yaml, update_settings
 
 
-@dataclass
+@dataclass(slots=True)
 class DataConfig:
     """Which images to train and test on (SM D)."""
 
@@ -45,16 +53,12 @@ class DataConfig:
     root: str | None = None  # data root; None: $LADDER_DATA, else a per-user cache folder
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelConfig:
     """Networks, likelihoods and prior (Sec 3, SM C and SM E)."""
 
     prior: str = "ladder"  # normal | gmm | vamp | hierarchical | ladder
     d_z: int = 16  # data VAE latent size (SM E.1)
-    # prior VAE latent size, the innermost one when n_levels > 1: 8 (ours: SM E.1 says 2, SM
-    # Table 2 finds 8 better, and so do we, results/stall/README.md)
-    d_t: int = 8
-    n_levels: int = 1  # stacked prior VAEs (Fig 1's "series of VAEs")
     # Data nets. SM E.1 says ReLU units and a sigmoid output; with the Laplace (L1) likelihood
     # they stall at the all-black image (book chapter 1), so every preset takes the reference
     # code's LeakyReLU(0.2) hidden units. Its ReLU output dies on some seeds (results/stall), so
@@ -63,34 +67,18 @@ class ModelConfig:
     # relu_leaky_grad (ours) | relu (reference code) | sigmoid (SM E.1) | linear | leaky_relu
     output_activation: str = "relu_leaky_grad"
     output_slope: float = 0.05  # slope below 0 of leaky_relu, relu_leaky_grad (ours)
-    std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor (reference code; paper silent)
-    prior_hidden: int = 512  # prior-VAE MLP width (SM E)
-    prior_layers: int = 3  # prior-VAE MLP depth: 3 (SM E.1) | 5 (SM E.2, reference code)
-    prior_slope: float = 0.2  # LeakyReLU slope of the prior-VAE MLPs (reference code)
+    std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor, also the prior VAE's (reference)
     sigma_mode: str = "mae"  # Laplace scale: mae (its maximiser, SM C) | learned | batch_mae (ref.)
     sigma_init: float = 0.5
-    # p(z|t) std: closed_form (its maximiser, as sigma_mode = mae; the paper does not say) |
-    # learned (Adam on log s) | clamped to bounds (reference)
-    prior_scale_mode: str = "closed_form"
-    prior_scale_init: float = 0.1
-    prior_scale_bounds: tuple[float, float] = (0.05, 0.1)
     n_mc: int = 100  # Monte Carlo samples for the prior term (reference code: 100)
-    hyper_log_prob: str = "bound"  # log p(t) in Eq (7): bound (the paper) | plugin (reference)
-    density_kind: str = "predictive"  # DP-GMM density for sampling-free uses: predictive | plugin
-    n_components: int = 50  # GMM prior / VampPrior pseudo-inputs / DP-GMM truncation
-    weight_concentration_prior: float = 0.1  # alpha_0 of the DP (reference code's value)
-    dpgmm_priors: str = "paper"  # Normal-Wishart priors: paper (N(0, I), W(d_t, I)) | sklearn
-    dpgmm_max_iter: int = 200  # CAVI iterations per refit (warm started)
-    gmm_fit: str = "em"  # GMM prior: em (refit each epoch, reference) | gradient
-    gmm_covariance_reg: float = 0.01  # added to EM covariances (reference code: 0.01 I)
-    vamp_init: str = "data"  # pseudo-inputs: data (VampPrior paper) | random N(0, 1) (reference)
-    vamp_constrain: str = "sigmoid"  # pseudo-inputs: sigmoid (kept in [0, 1]) | none (reference)
-    # sample p(z) = int p(z|t) p(t) dt with p(z|t)'s noise (the paper's p(z)) | false: decoder
-    # mean only (reference code)
-    sample_noise: bool = True
+    # each prior's own settings (ladder.config_priors); a prior reads only its own sections
+    gmm: GMMConfig = field(default_factory=GMMConfig)
+    vamp: VampConfig = field(default_factory=VampConfig)
+    prior_vae: PriorVAEConfig = field(default_factory=PriorVAEConfig)  # hierarchical, ladder
+    dpgmm: DPGMMConfig = field(default_factory=DPGMMConfig)  # ladder's innermost prior
 
 
-@dataclass
+@dataclass(slots=True)
 class TrainConfig:
     """Algorithm 1 (SM B) and its optimiser settings (SM E)."""
 
@@ -121,7 +109,7 @@ class TrainConfig:
     progress: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Config:
     """A whole run: data, model and training settings, and the preset they started from."""
 
@@ -136,9 +124,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Build and validate a config from plain data; unknown keys and wrong types are refused."""
+        """Build and validate a config from plain data; unknown keys and wrong types are refused.
+        A stored run's flat model keys of old are read into their prior sections
+        (:func:`ladder.config_priors.nest_flat_model_keys`)."""
         cfg = cls()
-        update_settings(cfg, data, "")
+        update_settings(cfg, nest_flat_model_keys(data), "")
         cfg.validate()
         return cfg
 
@@ -170,17 +160,11 @@ EVALUATION = EvaluationCounts()
 _REFERENCE_MODEL = {
     "activation": "leaky_relu",
     "output_activation": "relu",
-    "prior_layers": 5,
     "sigma_mode": "batch_mae",
-    "prior_scale_mode": "clamped",
-    "hyper_log_prob": "plugin",
-    "density_kind": "plugin",
-    "dpgmm_priors": "sklearn",
-    "vamp_init": "random",
-    "vamp_constrain": "none",
-    "d_t": 2,
-    "sample_noise": False,
+    "vamp": {"init": "random", "constrain": "none"},
+    "dpgmm": {"priors": "sklearn", "train_kind": "plugin", "density_kind": "plugin"},
 }
+_REFERENCE_PRIOR_VAE = {"d_t": 2, "layers": 5, "scale_mode": "clamped", "sample_noise": False}
 _REFERENCE_TRAIN = {
     "lr": 3e-4,
     "lr_prior": 3e-4,
@@ -193,27 +177,30 @@ _REFERENCE_TRAIN = {
     "prior_finetune_epochs": 0,
 }
 
+_CELEBA_PRIOR_VAE = {"prior_vae": {"d_t": 32, "layers": 5}}  # SM E.2
+
 PRESET_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "paper": {
         "mnist": {},
         "fashion": {},
         "celeba": {
-            "model": {"d_z": 256, "d_t": 32, "prior_layers": 5, "output_activation": "linear"},
+            "model": {"d_z": 256, "output_activation": "linear", **_CELEBA_PRIOR_VAE},
             "train": {"epochs": 75},
         },
     },
     "reference": {
         # codes/mnist_digit_config.json: code_size 8 (the shipped checkpoint has 16).
         "mnist": {
-            "model": {**_REFERENCE_MODEL, "d_z": 8},
+            "model": {**_REFERENCE_MODEL, "d_z": 8, "prior_vae": _REFERENCE_PRIOR_VAE},
             "train": {**_REFERENCE_TRAIN, "epochs": 30, "warmup_epochs": 5},
         },
         "fashion": {
-            "model": {**_REFERENCE_MODEL, "d_z": 16},
+            "model": {**_REFERENCE_MODEL, "d_z": 16, "prior_vae": _REFERENCE_PRIOR_VAE},
             "train": {**_REFERENCE_TRAIN, "epochs": 30, "warmup_epochs": 10},
         },
         "celeba": {
-            "model": {**_REFERENCE_MODEL, "d_z": 256, "d_t": 2, "output_activation": "linear"},
+            "model": {**_REFERENCE_MODEL, "d_z": 256, "output_activation": "linear",
+                      "prior_vae": _REFERENCE_PRIOR_VAE},
             "train": {
                 **_REFERENCE_TRAIN,
                 "epochs": 50,
@@ -233,7 +220,7 @@ PRESET_OVERRIDES: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
                     "train": {"epochs": 3, "batch_size": 64}},
         "celeba": {
             "data": {"n_train": 2_000, "n_test": 500},
-            "model": {"d_z": 256, "d_t": 32, "prior_layers": 5, "output_activation": "linear"},
+            "model": {"d_z": 256, "output_activation": "linear", **_CELEBA_PRIOR_VAE},
             "train": {"epochs": 1, "batch_size": 64},
         },
     },
@@ -253,11 +240,11 @@ def preset_config(preset: str = "paper", dataset: str = "mnist", prior: str = "l
     cfg.model.prior = prior
     update_settings(cfg, PRESET_OVERRIDES[preset][dataset], "")
     for key, value in settings.items():
-        section, name = _resolve_key(key)
-        if section is None or name in ("dataset", "prior"):
+        path = _resolve_key(key)
+        if path is None or path in ("data.dataset", "model.prior"):
             raise ConfigError(f"unknown setting {key!r}; give a key of the data, model or train "
                               "section (dataset and prior are arguments)")
-        update_settings(cfg, {section: {name: value}}, "")
+        update_settings(cfg, _setting(path, value), "")
     cfg.validate()
     return cfg
 
@@ -285,7 +272,7 @@ def load_config(
 
     def chosen(section: str, name: str) -> Any:
         """The last ``--set section.name``, else the file's value: it picks the preset's row."""
-        values = [value for key, value in settings if key == (section, name)]
+        values = [value for key, value in settings if key == f"{section}.{name}"]
         return values[-1] if values else _file_setting(file_data, section, name, path)
 
     dataset = dataset or chosen("data", "dataset") or "mnist"
@@ -295,8 +282,8 @@ def load_config(
         update_settings(cfg, file_data, "")
     except ConfigError as err:
         raise ConfigError(f"config file {path}: {err}") from None
-    for (section, name), value in settings:
-        update_settings(cfg, {section: {name: value}}, "")
+    for key, value in settings:
+        update_settings(cfg, _setting(key, value), "")
     cfg.data.dataset = canonical_dataset(dataset)
     cfg.model.prior = prior
     cfg.validate()
@@ -314,16 +301,16 @@ def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> None:
     Values are parsed as YAML scalars, so ``epochs=3``, ``lr=1e-3``, ``grad_clip=null`` and
     ``betas=[0.9,0.95]`` work.
     """
-    for (section, name), value in _parse_overrides(overrides):
-        update_settings(cfg, {section: {name: value}}, "")
+    for key, value in _parse_overrides(overrides):
+        update_settings(cfg, _setting(key, value), "")
 
 
 # ----------------------------------------------------------------------------------------------
 # Internals: --set overrides
 
 
-def _parse_overrides(overrides: typing.Sequence[str]) -> list[tuple[tuple[str, str], Any]]:
-    """``section.key=value`` strings as ``((section, key), value)``, the values read as YAML."""
+def _parse_overrides(overrides: typing.Sequence[str]) -> list[tuple[str, Any]]:
+    """``section.key=value`` strings as ``(dotted key, value)``, the values read as YAML."""
     parsed = []
     for item in overrides:
         if "=" not in item:
@@ -331,12 +318,13 @@ def _parse_overrides(overrides: typing.Sequence[str]) -> list[tuple[tuple[str, s
         key, raw = item.split("=", 1)
         key = key.strip()
         value = load_yaml(raw, f"override {item!r}") if raw.strip() else None
-        section, name = _resolve_key(key)
-        if section is None:
-            if name == "preset":
+        path = _resolve_key(key)
+        if path is None:
+            if key == "preset":
                 raise ConfigError("the preset cannot be overridden with --set; use --preset")
-            raise ConfigError(f"unknown key {key!r}; keys look like train.epochs or epochs")
-        parsed.append(((section, name), value))
+            raise ConfigError(f"unknown key {key!r}{flat_key_hint(key)}; keys look like "
+                              "train.epochs or epochs")
+        parsed.append((path, value))
     return parsed
 
 
@@ -354,18 +342,38 @@ def _file_setting(data: dict[str, Any], section: str, name: str, path: Any) -> A
 _SECTIONS = ("data", "model", "train")
 
 
-def _resolve_key(key: str) -> tuple[str | None, str]:
+def _resolve_key(key: str) -> str | None:
+    """The dotted key of a setting: ``section.name`` (``model.gmm.fit`` in a prior's section) as
+    given, a bare name (``epochs``, ``d_t``) found where it is the one setting of that name;
+    None for an unknown bare name."""
     if "." in key:
-        section, name = key.split(".", 1)
+        section = key.split(".", 1)[0]
         if section not in _SECTIONS:
             raise ConfigError(f"unknown key {key!r}: a key starts with one of "
                               f"{', '.join(s + '.' for s in _SECTIONS)} (e.g. train.epochs)")
-        return section, name
-    owners = [s.name for s in fields(Config) if s.name != "preset" and _has_field(s.name, key)]
+        return key
+    owners = [path for path in _setting_paths(Config()) if path.rsplit(".", 1)[-1] == key]
     if len(owners) > 1:
-        raise ConfigError(f"key {key!r} is ambiguous; write one of {[o + '.' + key for o in owners]}")
-    return (owners[0] if owners else None), key
+        raise ConfigError(f"key {key!r} is ambiguous; write one of {owners}")
+    return owners[0] if owners else None
 
 
-def _has_field(section: str, name: str) -> bool:
-    return name in {f.name for f in fields(getattr(Config(), section))}
+def _setting_paths(obj: Any, prefix: str = "") -> list[str]:
+    """The dotted key of every setting under ``obj`` (a config or one of its sections)."""
+    paths = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name == "preset":
+            continue
+        if dataclasses.is_dataclass(value):
+            paths += _setting_paths(value, f"{prefix}{f.name}.")
+        else:
+            paths.append(prefix + f.name)
+    return paths
+
+
+def _setting(path: str, value: Any) -> dict[str, Any]:
+    """``model.gmm.fit``, ``"em"`` as ``{"model": {"gmm": {"fit": "em"}}}``."""
+    for name in reversed(path.split(".")):
+        value = {name: value}
+    return value

@@ -22,7 +22,7 @@ OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu", "relu_leaky_gra
 
 DATASETS = ("mnist", "fashion", "celeba")
 PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
-PRIOR_VAE_PRIORS = ("hierarchical", "ladder")  # the priors with a t-space (model.d_t)
+PRIOR_VAE_PRIORS = ("hierarchical", "ladder")  # the priors with a t-space (model.prior_vae.d_t)
 PRESETS = ("paper", "reference", "quick")
 DATASET_ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "fmnist": "fashion"}
 # Images per split (SM D.1). CelebA's depend on the files present; ladder.data checks them.
@@ -51,13 +51,13 @@ _CHOICES = {
     "model.activation": ACTIVATIONS,
     "model.output_activation": OUTPUT_ACTIVATIONS,
     "model.sigma_mode": ("mae", "learned", "batch_mae"),
-    "model.prior_scale_mode": ("learned", "clamped", "closed_form"),
-    "model.hyper_log_prob": ("bound", "plugin"),
-    "model.density_kind": ("predictive", "plugin"),
-    "model.dpgmm_priors": ("paper", "sklearn"),
-    "model.gmm_fit": ("em", "gradient"),
-    "model.vamp_init": ("random", "data"),
-    "model.vamp_constrain": ("none", "sigmoid"),
+    "model.prior_vae.scale_mode": ("learned", "clamped", "closed_form"),
+    "model.dpgmm.train_kind": ("bound", "plugin"),
+    "model.dpgmm.density_kind": ("predictive", "plugin"),
+    "model.dpgmm.priors": ("paper", "sklearn"),
+    "model.gmm.fit": ("em", "gradient"),
+    "model.vamp.init": ("random", "data"),
+    "model.vamp.constrain": ("none", "sigmoid"),
     "train.bca": ("sequential", "joint"),
     "train.precision": ("fp32", "bf16", "auto"),
     "train.refit_source": ("epoch", "fresh"),
@@ -80,29 +80,31 @@ def validate(cfg: Config) -> None:
     check_choice("preset", cfg.preset, PRESETS)
     cfg.data.dataset = canonical_dataset(cfg.data.dataset)
     for name, choices in _CHOICES.items():
-        section, key = name.split(".")
-        check_choice(name, getattr(getattr(cfg, section), key), choices)
+        check_choice(name, _value(cfg, name), choices)
     _check_finite(cfg)
     m, t, d = cfg.model, cfg.train, cfg.data
-    for name in ("d_z", "d_t", "n_levels", "prior_hidden", "prior_layers", "n_mc", "n_components",
-                 "dpgmm_max_iter"):
-        _positive(f"model.{name}", getattr(m, name))
-    for name in ("std_floor", "sigma_init", "prior_scale_init", "weight_concentration_prior"):
-        _positive(f"model.{name}", getattr(m, name))
-    if m.gmm_covariance_reg < 0:
-        raise ConfigError(f"model.gmm_covariance_reg must be >= 0, got {m.gmm_covariance_reg}")
-    if m.prior in PRIOR_VAE_PRIORS and m.d_t > m.d_z:
+    pv = m.prior_vae
+    for name in ("model.d_z", "model.n_mc", "model.std_floor", "model.sigma_init",
+                 "model.prior_vae.d_t", "model.prior_vae.n_levels", "model.prior_vae.hidden",
+                 "model.prior_vae.layers", "model.prior_vae.scale_init",
+                 "model.gmm.n_components", "model.vamp.n_pseudo_inputs",
+                 "model.dpgmm.truncation", "model.dpgmm.max_iter", "model.dpgmm.concentration"):
+        _positive(name, _value(cfg, name))
+    if m.gmm.covariance_reg < 0:
+        raise ConfigError(f"model.gmm.covariance_reg must be >= 0, got {m.gmm.covariance_reg}")
+    if m.prior in PRIOR_VAE_PRIORS and pv.d_t > m.d_z:
         raise ConfigError(
-            f"model.d_t = {m.d_t} exceeds model.d_z = {m.d_z}: the prior VAE embeds z in a "
-            "lower-dimensional t-space, so choose d_t <= d_z"
+            f"model.prior_vae.d_t = {pv.d_t} exceeds model.d_z = {m.d_z}: the prior VAE embeds z "
+            "in a lower-dimensional t-space, so choose d_t <= d_z"
         )
-    if m.n_levels > 1 and m.d_z // m.d_t < 1:
-        raise ConfigError("model.n_levels > 1 needs room between d_z and d_t")
-    lo, hi = m.prior_scale_bounds
+    if pv.n_levels > 1 and m.d_z // pv.d_t < 1:
+        raise ConfigError("model.prior_vae.n_levels > 1 needs room between d_z and d_t")
+    lo, hi = pv.scale_bounds
     if not 0 < lo <= hi:
-        raise ConfigError(f"model.prior_scale_bounds must satisfy 0 < low <= high, got {lo, hi}")
-    if not 0 <= m.prior_slope < 1:
-        raise ConfigError(f"model.prior_slope must lie in [0, 1), got {m.prior_slope}")
+        raise ConfigError(f"model.prior_vae.scale_bounds must satisfy 0 < low <= high, got "
+                          f"{lo, hi}")
+    if not 0 <= pv.slope < 1:
+        raise ConfigError(f"model.prior_vae.slope must lie in [0, 1), got {pv.slope}")
     if not 0 < m.output_slope < 1:
         raise ConfigError(f"model.output_slope must lie in (0, 1), got {m.output_slope}; a slope "
                           "of 0 is model.output_activation = relu")
@@ -132,10 +134,10 @@ def validate(cfg: Config) -> None:
     if t.seed > MAX_SEED:
         raise ConfigError(f"train.seed = {t.seed} is too large: the per-epoch seeds derived from "
                           f"it must fit torch's 64 bits; use 0 <= train.seed <= {MAX_SEED} (2**44 - 1)")
-    if m.prior == "gmm" and m.gmm_fit == "em" and t.seed > MAX_SKLEARN_SEED:
+    if m.prior == "gmm" and m.gmm.fit == "em" and t.seed > MAX_SKLEARN_SEED:
         raise ConfigError(f"train.seed = {t.seed} is too large for the GMM prior's EM refit "
                           f"(scikit-learn takes seeds up to {MAX_SKLEARN_SEED}); use a smaller "
-                          "train.seed or model.gmm_fit = gradient")
+                          "train.seed or model.gmm.fit = gradient")
     device = t.device
     if not (device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:[0-9]+", device)):
         raise ConfigError(f"train.device = {device!r}; choose auto, cpu, cuda, cuda:N or mps")
@@ -144,19 +146,28 @@ def validate(cfg: Config) -> None:
     _check_sizes(cfg)
 
 
-def _check_finite(cfg: Config) -> None:
-    """Refuse NaN and infinity in every numeric setting (and inside the pairs)."""
-    for section in (f.name for f in fields(cfg) if f.name != "preset"):
-        part = getattr(cfg, section)
-        for f in fields(part):
-            value = getattr(part, f.name)
-            items = value if isinstance(value, (list, tuple)) else (value,)
-            if any(isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
-                   and not math.isfinite(v) for v in items):
-                default = plain(f.default if f.default_factory is dataclasses.MISSING
-                                 else f.default_factory())
-                raise ConfigError(f"{section}.{f.name} = {plain(value)} is not finite; give "
-                                  f"finite numbers, e.g. {section}.{f.name}={json.dumps(default)}")
+def _value(cfg: Config, path: str) -> Any:
+    """The setting at a dotted key, e.g. ``model.gmm.fit``."""
+    value: Any = cfg
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def _check_finite(part: Any, prefix: str = "") -> None:
+    """Refuse NaN and infinity in every numeric setting (and inside the pairs), in every section."""
+    for f in fields(part):
+        value = getattr(part, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_finite(value, f"{prefix}{f.name}.")
+            continue
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
+               and not math.isfinite(v) for v in items):
+            default = plain(f.default if f.default_factory is dataclasses.MISSING
+                             else f.default_factory())
+            raise ConfigError(f"{prefix}{f.name} = {plain(value)} is not finite; give finite "
+                              f"numbers, e.g. {prefix}{f.name}={json.dumps(default)}")
 
 
 def _check_schedule(t: TrainConfig, rate: str, factor: str) -> None:
@@ -189,18 +200,22 @@ def _check_sizes(cfg: Config) -> None:
     if n is not None and n < t.batch_size:
         raise ConfigError(f"train.batch_size = {t.batch_size} exceeds {images}: no full batch "
                           f"can be drawn; lower train.batch_size{' or raise ' + key if key else ''}")
-    if n is not None and m.prior == "vamp" and m.vamp_init == "data" and n < m.n_components:
-        raise ConfigError(f"model.vamp_init = data starts model.n_components = {m.n_components} "
-                          f"pseudo-inputs at distinct training images, but {images} has fewer; "
-                          f"lower model.n_components{' or raise ' + key if key else ''}")
-    if m.prior == "gmm" and m.gmm_fit == "em":
-        need = max(2, m.n_components)
-        what = f"the GMM prior's EM refit of model.n_components = {m.n_components} components"
-        other = "lower model.n_components or set model.gmm_fit = gradient"
-    elif m.prior == "ladder" and m.dpgmm_priors == "sklearn":
-        need = m.d_t + 1  # a non-singular covariance of the encodings in t-space
-        what = f"model.dpgmm_priors = sklearn (a covariance prior from the encodings, d_t = {m.d_t})"
-        other = "set model.dpgmm_priors = paper"
+    vamp = m.vamp
+    if n is not None and m.prior == "vamp" and vamp.init == "data" and n < vamp.n_pseudo_inputs:
+        raise ConfigError(f"model.vamp.init = data starts model.vamp.n_pseudo_inputs = "
+                          f"{vamp.n_pseudo_inputs} pseudo-inputs at distinct training images, but "
+                          f"{images} has fewer; lower model.vamp.n_pseudo_inputs"
+                          f"{' or raise ' + key if key else ''}")
+    if m.prior == "gmm" and m.gmm.fit == "em":
+        need = max(2, m.gmm.n_components)
+        what = (f"the GMM prior's EM refit of model.gmm.n_components = {m.gmm.n_components} "
+                "components")
+        other = "lower model.gmm.n_components or set model.gmm.fit = gradient"
+    elif m.prior == "ladder" and m.dpgmm.priors == "sklearn":
+        need = m.prior_vae.d_t + 1  # a non-singular covariance of the encodings in t-space
+        what = (f"model.dpgmm.priors = sklearn (a covariance prior from the encodings, d_t = "
+                f"{m.prior_vae.d_t})")
+        other = "set model.dpgmm.priors = paper"
     else:
         return
     limits = []  # how many encodings the end-of-epoch refit gets at most (Trainer._refit_encodings)

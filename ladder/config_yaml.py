@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from ladder.config_priors import flat_key_hint
+
 
 class ConfigError(ValueError):
     """An invalid configuration; the message lists the valid choices."""
@@ -119,9 +121,9 @@ def update_settings(obj: Any, data: dict[str, Any], where: str) -> None:
     hints = typing.get_type_hints(type(obj))
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(
-                f"unknown key {f'{where}{key}'!r}; valid keys here: {', '.join(sorted(known))}"
-            )
+            path = f"{where}{key}"
+            raise ConfigError(f"unknown key {path!r}{flat_key_hint(path)}; valid keys here: "
+                              f"{', '.join(sorted(known))}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             update_settings(current, {} if value is None else value, f"{where}{key}.")  # empty: no change

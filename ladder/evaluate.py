@@ -97,7 +97,7 @@ def evaluate_run(
     save ``RUN_DIR/evaluation-samples.png`` (test images | reconstructions | prior samples).
     ``sample_noise``: for the hierarchical and LaDDer priors, draw generated images with
     (True) or without (False, the reference code) the noise of p(z|t), overriding the run's
-    ``model.sample_noise``; recorded in the provenance's config. The output files are checked
+    ``model.prior_vae.sample_noise``; recorded in the provenance's config. The output files are checked
     before the evaluation starts, so an unwritable path never costs the work.
     """
     for name, value, low in (("n_samples", n_samples, 2), ("n_is", n_is, 1),
@@ -112,7 +112,7 @@ def evaluate_run(
         check_writable(RunDir(run_dir).samples, "sample grid")
     if sample_noise is not None:
         set_sample_noise(model, sample_noise)
-        cfg.model.sample_noise = bool(sample_noise)
+        cfg.model.prior_vae.sample_noise = bool(sample_noise)
     torch_device = next(model.parameters()).device
     devices = [torch_device] if torch_device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # leave the caller's random state alone

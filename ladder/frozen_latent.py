@@ -51,7 +51,7 @@ def frozen_latent_comparison(
 
     ``n_train``: training images (default the run's own subset, ``data.n_train`` with its seed);
     ``n_test``: a seeded class-balanced subset of the test split (default all of it). ``d_t``:
-    the prior-VAE latent size (default the run's ``model.d_t``); the priors' other settings are the
+    the prior-VAE latent size (default the run's ``model.prior_vae.d_t``); the priors' other settings are the
     run's ``model`` config. ``epochs``, ``batch_size``, ``lr``: the prior fit; ``n_samples``:
     importance samples of the generative priors' log p(z). ``seed``: default the run's.
 
@@ -66,7 +66,7 @@ def frozen_latent_comparison(
     with torch.random.fork_rng():  # loading a run seeds torch; the caller's state stays
         cfg, model = load_run(run_dir, device)
         seed = cfg.train.seed if seed is None else int(seed)
-        d_t = cfg.model.d_t if d_t is None else int(d_t)
+        d_t = cfg.model.prior_vae.d_t if d_t is None else int(d_t)
         torch_device = next(model.parameters()).device
         data = cfg.data
         train = load_dataset(data.dataset, "train", root=data.root, device=torch_device,

@@ -1,6 +1,6 @@
 """EM for a full-covariance Gaussian mixture in torch float64, on the data's device.
 
-The end-of-epoch refit of the GMM prior (:class:`ladder.prior_gmm.GMMPrior`, ``model.gmm_fit = em``,
+The end-of-epoch refit of the GMM prior (:class:`ladder.prior_gmm.GMMPrior`, ``model.gmm.fit = em``,
 the reference code's choice). :func:`fit_gmm` mirrors scikit-learn 1.9's
 ``GaussianMixture(covariance_type="full", n_init=1).fit`` step for step
 (``sklearn/mixture/_base.py``: ``fit_predict``; ``_gaussian_mixture.py``: ``_initialize``,

@@ -181,9 +181,11 @@ def cross_entropy(
 def prior_config(name: str, d_z: int = 2, d_t: int = 2, base: ModelConfig | None = None
                  ) -> ModelConfig:
     """The :class:`~ladder.config.ModelConfig` of prior ``name`` on a ``d_z``-dimensional latent:
-    ``base`` (the paper's settings if None) with ``prior``, ``d_z`` and ``d_t`` replaced, and
+    ``base`` (the paper's settings if None) with ``prior``, ``d_z`` and ``prior_vae.d_t`` replaced, and
     validated (d_t <= d_z)."""
-    cfg = dataclasses.replace(base or ModelConfig(), prior=name, d_z=d_z, d_t=d_t)
+    base = base or ModelConfig()
+    cfg = dataclasses.replace(base, prior=name, d_z=d_z,
+                              prior_vae=dataclasses.replace(base.prior_vae, d_t=d_t))
     Config(model=cfg).validate()
     return cfg
 

@@ -33,7 +33,7 @@ class GMMPrior(MixturePrior):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, context: PriorContext) -> GMMPrior:
-        return cls(cfg.d_z, cfg.n_components, cfg.gmm_fit, cfg.gmm_covariance_reg, cfg.n_mc,
+        return cls(cfg.d_z, cfg.gmm.n_components, cfg.gmm.fit, cfg.gmm.covariance_reg, cfg.n_mc,
                    context.seed)
 
     def __init__(

@@ -338,16 +338,18 @@ def ladder_dims(d_z: int, d_t: int, n_levels: int) -> list[int]:
 
 def hierarchical_prior(cfg: ModelConfig, context: PriorContext) -> PriorVAE:
     """The hierarchical prior of Sec 4: one prior VAE from z (d_z) to t (d_t) with p(t) = N(0, I)."""
-    return prior_vae_level(cfg, cfg.d_z, cfg.d_t, NormalPrior(cfg.d_t))
+    d_t = cfg.prior_vae.d_t
+    return prior_vae_level(cfg, cfg.d_z, d_t, NormalPrior(d_t))
 
 
 def ladder_prior(cfg: ModelConfig, context: PriorContext) -> PriorVAE:
-    """LaDDer's prior (Sec 3): ``model.n_levels`` prior VAEs from z down to t (:func:`ladder_dims`)
-    over the DP-GMM hyper prior p(t) of Sec 3.2."""
-    dims = ladder_dims(cfg.d_z, cfg.d_t, cfg.n_levels)
-    prior: Prior = DPGMMHyperPrior(dims[-1], cfg.n_components, cfg.weight_concentration_prior,
-                                   cfg.dpgmm_priors, cfg.hyper_log_prob, cfg.density_kind,
-                                   cfg.n_mc, cfg.dpgmm_max_iter, context.seed)
+    """LaDDer's prior (Sec 3): ``model.prior_vae.n_levels`` prior VAEs from z down to t
+    (:func:`ladder_dims`) over the DP-GMM hyper prior p(t) of Sec 3.2 (``model.dpgmm``)."""
+    dims = ladder_dims(cfg.d_z, cfg.prior_vae.d_t, cfg.prior_vae.n_levels)
+    dp = cfg.dpgmm
+    prior: Prior = DPGMMHyperPrior(dims[-1], dp.truncation, dp.concentration, dp.priors,
+                                   dp.train_kind, dp.density_kind, cfg.n_mc, dp.max_iter,
+                                   context.seed)
     for d_in, d_out in reversed(list(zip([cfg.d_z, *dims[:-1]], dims, strict=True))):
         prior = prior_vae_level(cfg, d_in, d_out, prior)
     return prior
@@ -355,17 +357,18 @@ def ladder_prior(cfg: ModelConfig, context: PriorContext) -> PriorVAE:
 
 def prior_vae_level(cfg: ModelConfig, dim: int, latent_dim: int, hyper: Prior) -> PriorVAE:
     """One prior VAE from ``dim`` to ``latent_dim`` over ``hyper``, with ``cfg``'s prior-net
-    settings (``prior_*``, ``std_floor``, ``sample_noise``)."""
+    settings (``model.prior_vae`` and ``model.std_floor``)."""
+    pv = cfg.prior_vae
     return PriorVAE(
         dim,
         latent_dim,
         hyper,
-        hidden=cfg.prior_hidden,
-        n_layers=cfg.prior_layers,
-        slope=cfg.prior_slope,
+        hidden=pv.hidden,
+        n_layers=pv.layers,
+        slope=pv.slope,
         std_floor=cfg.std_floor,
-        scale_mode=cfg.prior_scale_mode,
-        scale_init=cfg.prior_scale_init,
-        scale_bounds=tuple(cfg.prior_scale_bounds),
-        sample_noise=cfg.sample_noise,
+        scale_mode=pv.scale_mode,
+        scale_init=pv.scale_init,
+        scale_bounds=tuple(pv.scale_bounds),
+        sample_noise=pv.sample_noise,
     )

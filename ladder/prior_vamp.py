@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ladder.config import ModelConfig
     from ladder.image_sets import ImageSet
 
-# model.vamp_constrain = sigmoid starts data-initialised pseudo-inputs at logit(image), the image
+# model.vamp.constrain = sigmoid starts data-initialised pseudo-inputs at logit(image), the image
 # clamped to [PIXEL_CLAMP, 1 - PIXEL_CLAMP] so that black and white pixels get finite logits (+-4.6)
 PIXEL_CLAMP = 0.01
 
@@ -40,8 +40,9 @@ class VampPrior(MixturePrior):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, context: PriorContext) -> VampPrior:
-        return cls(context.encoder, cfg.d_z, context.image_shape, cfg.n_components, cfg.n_mc,
-                   context.seed, cfg.vamp_init, cfg.vamp_constrain)
+        vamp = cfg.vamp
+        return cls(context.encoder, cfg.d_z, context.image_shape, vamp.n_pseudo_inputs, cfg.n_mc,
+                   context.seed, vamp.init, vamp.constrain)
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class VampPrior(MixturePrior):
 
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
-        """The pseudo-inputs' pixel range (images lie in [0, 1]; ``vamp_init = random`` starts
+        """The pseudo-inputs' pixel range (images lie in [0, 1]; ``model.vamp.init = random`` starts
         them as N(0, 1) noise, which collapsed the VampPrior: results/stall/README.md)."""
         pseudo = self.pseudo_images().detach()
         return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max())}

@@ -36,6 +36,11 @@ def quiet(model: Any, X: Any, **kwargs: Any) -> Any:
         return model.fit(X, **kwargs)
 
 
+def few_components(model: Any, n: int) -> None:
+    """A small model config: ``n`` GMM components, VampPrior pseudo-inputs and DP-GMM sticks."""
+    model.gmm.n_components = model.vamp.n_pseudo_inputs = model.dpgmm.truncation = n
+
+
 def celeba_colour(i: int) -> tuple[int, int, int]:
     """The flat RGB colour of synthetic CelebA image ``i`` (0-based), distinct for every image."""
     return (20 * i + 10, 240 - 15 * i, 128)

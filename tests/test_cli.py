@@ -40,7 +40,7 @@ def runs(tmp_path_factory, data_root):
         shutil.copytree(good, root / key)
         save_checkpoint(payload, root / key / "checkpoint.pt")
     cfg = load_config(preset="quick", prior="ladder", overrides=[
-        "data.n_train=128", "data.n_test=64", "model.n_mc=4", "model.n_components=5"])
+        "data.n_train=128", "data.n_test=64", "model.n_mc=4", "model.dpgmm.truncation=5"])
     ladder = Trainer(cfg, root / "dpgmm").state()
     ladder["model"]["prior.hyper._extra_state"] = {"dpgmm": {"format": "not a DP-GMM"}}
     save_checkpoint(ladder, root / "dpgmm" / "checkpoint.pt")

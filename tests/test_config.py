@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,23 +29,24 @@ from ladder.config_checks import MAX_SEED, MAX_SKLEARN_SEED, PRIORS
 
 def test_paper_preset_is_sm_e():
     mnist = preset_config("paper", "mnist", "ladder")
-    assert (mnist.model.d_z, mnist.model.d_t, mnist.train.epochs) == (16, 8, 50)  # d_t: ours
+    assert (mnist.model.d_z, mnist.model.prior_vae.d_t, mnist.train.epochs) == (16, 8, 50)  # d_t: ours
     assert (mnist.train.batch_size, mnist.train.lr) == (256, 5e-4)
-    assert mnist.model.prior_layers == 3
+    assert mnist.model.prior_vae.layers == 3
     celeba = preset_config("paper", "celeba", "ladder")
-    assert (celeba.model.d_z, celeba.model.d_t, celeba.train.epochs) == (256, 32, 75)
-    assert celeba.model.prior_layers == 5
+    assert (celeba.model.d_z, celeba.model.prior_vae.d_t, celeba.train.epochs) == (256, 32, 75)
+    assert celeba.model.prior_vae.layers == 5
 
 
 def test_reference_preset_takes_the_code_choices():
     cfg = preset_config("reference", "fashion", "ladder")
-    assert cfg.model.activation == "leaky_relu" and cfg.model.hyper_log_prob == "plugin"
+    assert cfg.model.activation == "leaky_relu" and cfg.model.dpgmm.train_kind == "plugin"
     assert cfg.train.betas == (0.9, 0.95) and cfg.train.grad_clip == 1.0
     assert cfg.train.warmup_epochs == 10 and cfg.train.refit_points == 2048
     for dataset in ("mnist", "fashion"):  # the paper preset's departures stay out of it
         m = preset_config("reference", dataset, "vamp").model
-        assert (m.output_activation, m.vamp_init, m.vamp_constrain) == ("relu", "random", "none")
-        assert (m.d_t, m.prior_scale_mode, m.sample_noise, m.n_mc) == (2, "clamped", False, 100)
+        assert (m.output_activation, m.vamp.init, m.vamp.constrain) == ("relu", "random", "none")
+        pv = m.prior_vae
+        assert (pv.d_t, pv.scale_mode, pv.sample_noise, m.n_mc) == (2, "clamped", False, 100)
 
 
 def test_yaml_round_trip_and_precedence(tmp_path):
@@ -52,7 +54,7 @@ def test_yaml_round_trip_and_precedence(tmp_path):
     path.write_text("preset: quick\ndata: {dataset: fashion-mnist}\ntrain: {epochs: 4}\n")
     cfg = load_config(path, overrides=["train.seed=3", "d_t=4"])
     assert cfg.preset == "quick" and cfg.data.dataset == "fashion"
-    assert cfg.train.epochs == 4 and cfg.train.seed == 3 and cfg.model.d_t == 4
+    assert cfg.train.epochs == 4 and cfg.train.seed == 3 and cfg.model.prior_vae.d_t == 4
     assert cfg.data.n_train == 10_000  # from the quick preset
     out = tmp_path / "out.yaml"
     save_yaml(cfg, out)
@@ -66,7 +68,7 @@ def test_yaml_round_trip_and_precedence(tmp_path):
     [
         ("model.bogus=1", "valid keys here"),
         ("train.epochs=three", "must be an integer"),
-        ("model.d_t=32", "exceeds model.d_z"),
+        ("model.prior_vae.d_t=32", "exceeds model.d_z"),
         ("train.batch_size=-1", "must be positive"),
         ("model.prior=flow", "choose one of: normal, gmm, vamp, hierarchical, ladder"),
         ("model.output_activation=tanh", "choose one of: sigmoid, relu, linear, leaky_relu"),
@@ -75,7 +77,7 @@ def test_yaml_round_trip_and_precedence(tmp_path):
         ("train.betas=[0.9]", "list of 2 numbers"),
         ("nonsense=1", "unknown key"),
         ("epochs", "key=value"),
-        ("model.prior_scale_mode=fixed", "choose one of: learned, clamped, closed_form"),
+        ("model.prior_vae.scale_mode=fixed", "choose one of: learned, clamped, closed_form"),
         ("train.prior_steps=0", "^train.prior_steps must be positive, got 0$"),
         ("train.prior_steps=2.5", "train.prior_steps must be an integer"),
         ("train.prior_finetune_epochs=-1", "^train.prior_finetune_epochs must be >= 0, got -1$"),
@@ -88,9 +90,9 @@ def test_bad_settings_are_refused_with_a_useful_message(override, message):
 
 def test_d_t_binds_only_the_priors_with_a_t_space():
     for prior in ("normal", "gmm", "vamp"):  # d_t is unused: a 2-D latent needs no d_t = 2
-        assert load_config(prior=prior, overrides=["model.d_z=2"]).model.d_t == 8
+        assert load_config(prior=prior, overrides=["model.d_z=2"]).model.prior_vae.d_t == 8
     for prior in ("hierarchical", "ladder"):
-        with pytest.raises(ConfigError, match="model.d_t = 8 exceeds model.d_z = 2"):
+        with pytest.raises(ConfigError, match="model.prior_vae.d_t = 8 exceeds model.d_z = 2"):
             load_config(prior=prior, overrides=["model.d_z=2"])
 
 
@@ -99,9 +101,9 @@ def test_more_prior_steps_need_the_sequential_blocks():
                                           r"\(.*\); set train.bca=sequential or train.prior_steps=1$"):
         load_config(overrides=["train.prior_steps=4", "train.bca=joint"])
     cfg = load_config(overrides=["train.prior_steps=4", "train.prior_finetune_epochs=5",
-                                 "model.prior_scale_mode=closed_form"])
+                                 "model.prior_vae.scale_mode=closed_form"])
     assert (cfg.train.prior_steps, cfg.train.prior_finetune_epochs) == (4, 5)
-    assert cfg.model.prior_scale_mode == "closed_form"
+    assert cfg.model.prior_vae.scale_mode == "closed_form"
 
 
 def test_unknown_dataset_lists_choices():
@@ -111,9 +113,10 @@ def test_unknown_dataset_lists_choices():
 
 def test_overrides_parse_yaml_scalars():
     cfg = preset_config("paper")
-    apply_overrides(cfg, ["train.grad_clip=null", "train.betas=[0.9, 0.95]", "model.sample_noise=true"])
+    apply_overrides(cfg, ["train.grad_clip=null", "train.betas=[0.9, 0.95]",
+                          "model.prior_vae.sample_noise=true"])
     assert cfg.train.grad_clip is None and cfg.train.betas == (0.9, 0.95)
-    assert cfg.model.sample_noise is True
+    assert cfg.model.prior_vae.sample_noise is True
 
 
 def test_every_shipped_config_file_loads():
@@ -128,13 +131,27 @@ def test_every_shipped_config_file_loads():
 # ----------------------------------------------------------------------------------------------
 # Bad input, refused when the config is built (one ConfigError line naming the key)
 
-FLOAT_KEYS = [f"{s}.{f.name}" for s, part in (("model", ModelConfig), ("train", TrainConfig))
-              for f in fields(part) if f.type in ("float", "float | None")]
-PAIR_KEYS = ["model.prior_scale_bounds", "train.betas"]
-INT_KEYS = ["train.epochs", "train.seed", "model.d_z", "model.n_components"]
-VALID_KEYS = {"preset"} | {f"{s}.{f.name}" for s, part in (("data", DataConfig),
-              ("model", ModelConfig), ("train", TrainConfig)) for f in fields(part)} | {
-              f.name for part in (DataConfig, ModelConfig, TrainConfig) for f in fields(part)}
+def _settings(part: type, prefix: str) -> dict[str, str]:
+    """Every setting's dotted key under a config section class -> its annotated type."""
+    found = {}
+    for f in fields(part):
+        if dataclasses.is_dataclass(f.default_factory):  # a prior's own section
+            found |= _settings(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            found[prefix + f.name] = f.type
+    return found
+
+
+SETTINGS = {**_settings(DataConfig, "data."), **_settings(ModelConfig, "model."),
+            **_settings(TrainConfig, "train.")}
+FLOAT_KEYS = [k for k, t in SETTINGS.items() if t in ("float", "float | None")
+              and not k.startswith("data.")]
+PAIR_KEYS = ["model.prior_vae.scale_bounds", "train.betas"]
+INT_KEYS = ["train.epochs", "train.seed", "model.d_z", "model.gmm.n_components",
+            "model.dpgmm.max_iter"]
+# every dotted key, each section's key (model.gmm), and every name as a bare key
+VALID_KEYS = ({"preset"} | set(SETTINGS) | {k.rsplit(".", 1)[0] for k in SETTINGS}
+              | {k.rsplit(".", 1)[1] for k in SETTINGS})
 YAML_BOOL_OR_NULL = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
@@ -146,16 +163,19 @@ def _notations(x: float) -> st.SearchStrategy[str]:
 
 
 def test_float_keys_cover_every_float_setting():
-    assert {"train.lr", "train.grad_clip", "model.std_floor"} <= set(FLOAT_KEYS)
-    assert len(FLOAT_KEYS) == 12  # 7 model, 5 train settings
+    assert {"train.lr", "train.grad_clip", "model.std_floor", "model.dpgmm.concentration"} <= set(
+        FLOAT_KEYS)
+    assert len(FLOAT_KEYS) == 12  # 7 model (4 of them in the priors' sections), 5 train settings
 
 
 def _set_and_read(key: str, text: str):
     """The value of ``key`` after ``--set key=text`` on the paper preset."""
     cfg = preset_config("paper")
     apply_overrides(cfg, [f"{key}={text}"])
-    section, name = key.split(".")
-    return getattr(getattr(cfg, section), name)
+    value = cfg
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value
 
 
 @settings(max_examples=150)
@@ -186,8 +206,8 @@ def test_non_finite_values_are_refused_naming_the_key(text, key):
 
 def test_non_finite_values_set_in_python_are_refused():
     cfg = preset_config("paper")
-    cfg.model.gmm_covariance_reg = math.nan  # `< 0` alone would let NaN through
-    with pytest.raises(ConfigError, match="model.gmm_covariance_reg = nan"):
+    cfg.model.gmm.covariance_reg = math.nan  # `< 0` alone would let NaN through
+    with pytest.raises(ConfigError, match="model.gmm.covariance_reg = nan"):
         cfg.validate()
 
 
@@ -308,14 +328,14 @@ def test_set_dataset_picks_the_presets_dataset_row():
     [
         # The issue's case: sklearn's covariance prior needs d_t + 1 points (a full-rank covariance).
         ("reference", "ladder", ["train.refit_points=1"],
-         r"dpgmm_priors = sklearn .* needs at least 3 encodings .* train\.refit_points = 1 .* "
+         r"dpgmm\.priors = sklearn .* needs at least 3 encodings .* train\.refit_points = 1 .* "
          r"raise train\.refit_points"),
         ("paper", "gmm", ["train.refit_points=49"],
-         r"model\.n_components = 50 .* at least 50 .* raise train\.refit_points"),
+         r"model\.gmm\.n_components = 50 .* at least 50 .* raise train\.refit_points"),
         ("paper", "gmm", ["data.n_train=79", "train.batch_size=40"],  # full batches only
          r"data\.n_train = 79 in full batches of train\.batch_size = 40 gives 40; raise data\.n_t"),
-        ("paper", "vamp", ["model.vamp_init=data", "data.n_train=40", "train.batch_size=32"],
-         r"model\.n_components = 50 pseudo-inputs .* data\.n_train = 40"),
+        ("paper", "vamp", ["model.vamp.init=data", "data.n_train=40", "train.batch_size=32"],
+         r"model\.vamp\.n_pseudo_inputs = 50 pseudo-inputs .* data\.n_train = 40"),
         ("paper", "ladder", ["data.n_train=70000"], r"data\.n_train = 70000 exceeds the 60000"),
         ("paper", "ladder", ["data.n_test=10001"], r"data\.n_test = 10001 exceeds the 10000"),
         ("paper", "ladder", ["train.batch_size=60001"],
@@ -338,9 +358,9 @@ def test_what_would_fail_during_training_is_refused_up_front(preset, prior, over
         ("reference", "ladder", ["train.refit_points=3"]),
         ("paper", "ladder", ["train.refit_points=1"]),  # the paper's priors need no data
         ("paper", "gmm", ["train.refit_points=50", f"train.seed={MAX_SKLEARN_SEED}"]),
-        ("paper", "gmm", ["train.refit_points=1", "model.gmm_fit=gradient"]),
-        ("paper", "vamp", ["model.vamp_init=data", "data.n_train=64", "train.batch_size=64",
-                           "model.n_components=64"]),
+        ("paper", "gmm", ["train.refit_points=1", "model.gmm.fit=gradient"]),
+        ("paper", "vamp", ["model.vamp.init=data", "data.n_train=64", "train.batch_size=64",
+                           "model.vamp.n_pseudo_inputs=64"]),
         ("paper", "ladder", [f"train.seed={MAX_SEED}", "data.n_train=60000", "data.n_test=10000"]),
         ("paper", "ladder", ["data.dataset=celeba", "data.n_train=100000"]),  # unknown size
     ],
@@ -375,15 +395,15 @@ def test_the_refit_limits_are_what_the_refits_need():
 # quick presets' defaults by measurement (the reference preset's values did not change):
 # presets must not change silently.
 PRESET_DIGESTS = {
-    ("paper", "mnist"): "53accab9dea3ba96",
-    ("paper", "fashion"): "7ee6109447dcb10e",
-    ("paper", "celeba"): "36f042bc68c48702",
-    ("reference", "mnist"): "9a14a4136c86d074",
-    ("reference", "fashion"): "b60cca2ccbfa0025",
-    ("reference", "celeba"): "dc033d06aa36626c",
-    ("quick", "mnist"): "9942af3a9eeeeba3",
-    ("quick", "fashion"): "36f0e99e005a5fae",
-    ("quick", "celeba"): "78999e8f3cf8c32c",
+    ("paper", "mnist"): "abe86ab9e12d4407",
+    ("paper", "fashion"): "e68e05176465003f",
+    ("paper", "celeba"): "bd263a1427f434ff",
+    ("reference", "mnist"): "e7c4fa30e5da7ebd",
+    ("reference", "fashion"): "d9548472d266539c",
+    ("reference", "celeba"): "577a2a0b3c0bc5ac",
+    ("quick", "mnist"): "bc61c300199e7742",
+    ("quick", "fashion"): "ab13c85f0d1af952",
+    ("quick", "celeba"): "fefc15cea189ffac",
 }
 
 
@@ -402,11 +422,11 @@ def test_every_shipped_config_file_is_its_preset():
 
 def test_vamp_constrain_is_a_validated_choice_defaulting_to_sigmoid():
     cfg = preset_config("paper", "mnist", "vamp")
-    assert cfg.model.vamp_constrain == "sigmoid"
-    apply_overrides(cfg, ["model.vamp_constrain=none"])
+    assert cfg.model.vamp.constrain == "sigmoid"
+    apply_overrides(cfg, ["model.vamp.constrain=none"])
     cfg.validate()
-    apply_overrides(cfg, ["model.vamp_constrain=tanh"])
-    with pytest.raises(ConfigError, match="model.vamp_constrain = 'tanh' is not valid; choose "
+    apply_overrides(cfg, ["model.vamp.constrain=tanh"])
+    with pytest.raises(ConfigError, match="model.vamp.constrain = 'tanh' is not valid; choose "
                                           "one of: none, sigmoid"):
         cfg.validate()
 
@@ -415,8 +435,8 @@ def test_preset_config_takes_a_chapters_parameters_as_keywords():
     cfg = preset_config("paper", "fashion", "ladder", d_z=2, d_t=1, n_train=500, epochs=2,
                         lr=1e-3, seed=4, device="cpu", progress=False)
     expected = load_config(preset="paper", dataset="fashion", prior="ladder", overrides=[
-        "model.d_z=2", "model.d_t=1", "data.n_train=500", "train.epochs=2", "train.lr=1e-3",
-        "train.seed=4", "train.device=cpu", "train.progress=false"])
+        "model.d_z=2", "model.prior_vae.d_t=1", "data.n_train=500", "train.epochs=2",
+        "train.lr=1e-3", "train.seed=4", "train.device=cpu", "train.progress=false"])
     assert cfg == expected
     with pytest.raises(ConfigError, match="unknown setting 'dz'"):
         preset_config(dz=2)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import few_components
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -93,7 +94,8 @@ def test_an_exact_reconstruction_has_not_stalled_and_a_black_one_has():
 
 def _mnist_model(output_activation="relu", prior="normal"):
     cfg = preset_config("paper", "mnist", prior)
-    cfg.model.output_activation, cfg.model.n_components = output_activation, 5
+    cfg.model.output_activation = output_activation
+    few_components(cfg.model, 5)
     return build_model(cfg.model, "mnist", (1, 28, 28), seed=1)
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import few_components
 
 from ladder.checkpoint import OutputPathError, file_sha256
 from ladder.classifier import LeNetClassifier, save_classifier, weights_hash
@@ -33,7 +34,8 @@ def runs(tmp_path_factory, data_root):
     for prior in ("ladder", "normal"):
         cfg = preset_config("quick", "mnist", prior)
         cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = 1, 64, False
-        cfg.model.n_mc, cfg.model.n_components = 4, 5
+        cfg.model.n_mc = 4
+        few_components(cfg.model, 5)
         cfg.train.device = "cpu"
         train(cfg, folder / prior, train_set=train_set, test_set=test_set)
         out[prior] = folder / prior
@@ -106,8 +108,8 @@ def test_sample_noise_overrides_the_run_and_is_recorded(runs, classifier_file, t
                          grid=False, **counts)  # the run's own setting, the default
     mean = evaluate_run(runs["ladder"], classifier=classifier_file, out=tmp_path / "mean.json",
                         grid=False, sample_noise=False, **counts)
-    assert noisy["provenance"]["config"]["model"]["sample_noise"] is True
-    assert mean["provenance"]["config"]["model"]["sample_noise"] is False
+    assert noisy["provenance"]["config"]["model"]["prior_vae"]["sample_noise"] is True
+    assert mean["provenance"]["config"]["model"]["prior_vae"]["sample_noise"] is False
     assert noisy["metrics"]["elbo"] == mean["metrics"]["elbo"]  # only the samples change
     assert noisy["metrics"]["generation"]["fcd_generated"] != \
         mean["metrics"]["generation"]["fcd_generated"]

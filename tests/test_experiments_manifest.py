@@ -52,7 +52,7 @@ def test_equal_runs_are_shared(manifest):
         "presets": {"dataset": "mnist", "preset": "paper", "seed": 0},
     }
     assert runs["mnist-ladder-dt4-seed0"].parameters["overrides"] == {"model.n_mc": 10,
-                                                                       "model.d_t": 4}
+                                                                       "model.prior_vae.d_t": 4}
     assert override_dict(override_list({"a.b": None, "c.d": [0.9, 0.95], "e.f": "x"})) == {
         "a.b": None, "c.d": [0.9, 0.95], "e.f": "x"}
     assert runs["fig5-mnist-seed0"].needs == (
@@ -80,7 +80,7 @@ def test_scales_compose_the_documented_configs(manifest):
     assert _config(paper["mnist-ladder-seed0"]).to_dict() == preset_config(
         "paper", "mnist", "ladder").to_dict()
     assert paper["mnist-ladder-seed0"].parameters["n_is"] == 1000
-    assert _config(paper["celeba-ladder-seed0"]).model.d_t == 32
+    assert _config(paper["celeba-ladder-seed0"]).model.prior_vae.d_t == 32
     # the reference preset gets the paper model's sizes below the paper scale, its own at it
     ref = _config(quick["mnist-ladder-reference-seed0"])
     assert (ref.preset, ref.model.d_z, ref.data.n_train, ref.train.epochs,

@@ -117,7 +117,7 @@ def test_report_lands_finished_runs_and_regenerates_from_them_alone(manifest, tm
 
 def _folder(root: Path, prior: str, seed: int, elbo: float, d_t: int = 8) -> None:
     cfg = preset_config("quick", "mnist", prior)
-    cfg.train.seed, cfg.model.d_t = seed, d_t
+    cfg.train.seed, cfg.model.prior_vae.d_t = seed, d_t
     folder = root / f"{prior}-dt{d_t}-seed{seed}"
     folder.mkdir(parents=True)
     (folder / RunDir.CONFIG).write_text(yaml.safe_dump(cfg.to_dict()))
@@ -133,10 +133,10 @@ def test_report_folders_pools_seeds_of_one_config_and_names_what_differs(tmp_pat
     _folder(tmp_path, "ladder", 0, -90.0, d_t=2)
     _folder(tmp_path, "normal", 0, -120.0)
     md = report_folders(tmp_path)
-    assert "| mnist | ladder | model.d_t=8 | -102.0 ± 2.8 |" in md
+    assert "| mnist | ladder | model.prior_vae.d_t=8 | -102.0 ± 2.8 |" in md
     assert "ladder-dt8-seed0, ladder-dt8-seed1 |" in md
-    assert "| mnist | ladder | model.d_t=2 | -90.0 |" in md
-    assert "| mnist | normal | model.d_t=8 | -120.0 |" in md
+    assert "| mnist | ladder | model.prior_vae.d_t=2 | -90.0 |" in md
+    assert "| mnist | normal | model.prior_vae.d_t=8 | -120.0 |" in md
     assert "4 evaluated run folders" in md and '{"n_is": 4}' in md
     assert "paper" not in md  # no paper column, so no word about the paper's repeats
 

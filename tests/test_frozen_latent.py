@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import few_components
 
 from ladder.cli import main
 from ladder.config import preset_config
@@ -24,7 +25,8 @@ def run(tmp_path_factory, data_root):
     cfg.data.n_train, cfg.data.n_test = 256, 64
     cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = 1, 64, False
     cfg.train.device = "cpu"
-    cfg.model.n_mc, cfg.model.n_components = 4, 3
+    cfg.model.n_mc = 4
+    few_components(cfg.model, 3)
     folder = tmp_path_factory.mktemp("runs") / "normal"
     train(cfg, folder)
     return folder

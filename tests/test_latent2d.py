@@ -12,6 +12,7 @@ from torch import Tensor, nn
 import ladder.latent2d as latent2d
 from ladder.aggregate import aggregate_log_density
 from ladder.config import ConfigError, ModelConfig
+from ladder.config_priors import DPGMMConfig, GMMConfig, PriorVAEConfig, VampConfig
 from ladder.image_sets import TensorImageSet
 from ladder.latent2d import (
     aggregate_cell_masses,
@@ -32,8 +33,10 @@ from ladder.priors import NormalPrior, reparameterise, standard_normal_cross_ent
 matplotlib.use("Agg")
 
 CENTRES = torch.tensor([[-3.0, -3.0], [3.0, -3.0], [0.0, 3.0]])
-SMALL = ModelConfig(d_z=2, d_t=1, n_components=4, prior_hidden=16, prior_layers=1, n_mc=8,
-                    dpgmm_max_iter=30)
+SMALL = ModelConfig(d_z=2, n_mc=8, gmm=GMMConfig(n_components=4),
+                    vamp=VampConfig(n_pseudo_inputs=4),
+                    prior_vae=PriorVAEConfig(d_t=1, hidden=16, layers=1),
+                    dpgmm=DPGMMConfig(truncation=4, max_iter=30))
 
 
 class ToyEncoder(nn.Module):
@@ -87,8 +90,8 @@ def test_cross_entropy_is_seeded_and_leaves_the_global_rng_alone():
 
 
 def test_prior_config_allows_d_t_up_to_d_z_only():
-    assert prior_config("ladder", d_z=2, d_t=2).d_t == 2
-    assert prior_config("hierarchical", d_z=2, d_t=1, base=SMALL).prior_hidden == 16
+    assert prior_config("ladder", d_z=2, d_t=2).prior_vae.d_t == 2
+    assert prior_config("hierarchical", d_z=2, d_t=1, base=SMALL).prior_vae.hidden == 16
     with pytest.raises(ConfigError):
         prior_config("ladder", d_z=2, d_t=3)
 
@@ -137,7 +140,7 @@ def test_compare_priors_fits_clustered_encodings_and_freezes_the_autoencoder():
 def test_compare_hyper_prior_scores_p_t_against_q_t():
     torch.manual_seed(0)
     model = _toy_vae()
-    base = dataclasses.replace(SMALL, d_t=2)
+    base = dataclasses.replace(SMALL, prior_vae=dataclasses.replace(SMALL.prior_vae, d_t=2))
     prior = build_prior(prior_config("hierarchical", d_t=2, base=base), model.encoder, (1, 2, 2))
     train = encode(model, _clustered_images(256, 0))
     test = encode(model, _clustered_images(64, 1))

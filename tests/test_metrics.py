@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import few_components
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -194,7 +195,8 @@ def test_cross_entropy_statistics_of_one_image_has_no_aggregate_terms():
 
 def _small_model(prior="normal", **model):
     cfg = preset_config("paper", "mnist", prior)
-    cfg.model.n_mc, cfg.model.n_components = 3, 4
+    cfg.model.n_mc = 3
+    few_components(cfg.model, 4)
     for key, value in model.items():
         setattr(cfg.model, key, value)
     return build_model(cfg.model, "mnist", (1, 28, 28))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import few_components
 
 from ladder.config import preset_config
 from ladder.data import load_dataset
@@ -12,7 +13,8 @@ from ladder.prior_block import fit_prior
 @pytest.mark.parametrize("prior", ["gmm", "ladder"])
 def test_fit_prior_to_a_frozen_autoencoder(prior):
     cfg = preset_config("paper", "mnist", prior).model
-    cfg.n_mc, cfg.n_components = 10, 10
+    cfg.n_mc = 10
+    few_components(cfg, 10)
     cfg.d_z = 2 if prior == "gmm" else 4
     model = build_model(cfg, "mnist", (1, 28, 28))
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}

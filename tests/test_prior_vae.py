@@ -70,7 +70,7 @@ def test_ladder_prior_uses_unit_gaussian_until_the_first_refit():
 def test_ladder_state_survives_a_weights_only_round_trip():
     cfg = preset_config("paper", "mnist", "ladder").model
     cfg.n_mc = 5
-    cfg.n_components = 6
+    cfg.dpgmm.truncation = 6
     prior = build_prior(cfg, None, (1, 28, 28))
     prior.refit(torch.randn(400, 16))
     buffer = io.BytesIO()
@@ -78,7 +78,7 @@ def test_ladder_state_survives_a_weights_only_round_trip():
     buffer.seek(0)
     restored = build_prior(cfg, None, (1, 28, 28))
     restored.load_state_dict(torch.load(buffer, weights_only=True))
-    t = torch.randn(10, cfg.d_t)
+    t = torch.randn(10, cfg.prior_vae.d_t)
     torch.testing.assert_close(restored.hyper.log_prob(t), prior.hyper.log_prob(t))
     torch.manual_seed(3)
     a = prior.sample(4)
@@ -90,7 +90,8 @@ def test_ladder_state_survives_a_weights_only_round_trip():
 
 def test_a_ladder_of_two_prior_vaes():
     cfg = preset_config("paper", "mnist", "ladder").model
-    cfg.n_levels, cfg.n_mc, cfg.d_t = 2, 3, 2
+    cfg.n_mc = 3
+    cfg.prior_vae.n_levels, cfg.prior_vae.d_t = 2, 2
     prior = build_prior(cfg, None, (1, 28, 28))
     assert isinstance(prior.hyper, PriorVAE) and prior.hyper.latent_dim == 2
     z = torch.randn(6, 16)
@@ -167,7 +168,8 @@ def test_a_closed_form_scale_moves_only_in_the_prior_blocks_step():
 def test_prior_vae_diagnostics_recurse_through_a_ladder():
     torch.manual_seed(0)
     cfg = preset_config("paper", "mnist", "ladder").model
-    cfg.n_levels, cfg.n_components, cfg.d_t, cfg.prior_layers = 2, 5, 2, 1
+    cfg.prior_vae.n_levels, cfg.prior_vae.d_t, cfg.prior_vae.layers = 2, 2, 1
+    cfg.dpgmm.truncation = 5
     prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
     z = 3 * torch.randn(200, 16)
     before = prior.diagnostics(z)
@@ -190,7 +192,8 @@ def test_a_ladder_answers_for_its_levels():
     the importance sampler's fan-out, the sample-noise switch, and the innermost mixture."""
     torch.manual_seed(0)
     cfg = preset_config("paper", "mnist", "ladder").model
-    cfg.n_levels, cfg.n_components, cfg.d_t, cfg.prior_layers = 2, 5, 2, 1
+    cfg.prior_vae.n_levels, cfg.prior_vae.d_t, cfg.prior_vae.layers = 2, 2, 1
+    cfg.dpgmm.truncation = 5
     prior = build_prior(cfg, nn.Identity(), (1, 28, 28))
     outer, inner, hyper = prior.levels()
     assert (outer, inner, hyper) == (prior, prior.hyper, prior.hyper.hyper)

@@ -13,6 +13,7 @@ from torch import nn
 
 from ladder.classifier import LeNetClassifier
 from ladder.config import ModelConfig
+from ladder.config_priors import DPGMMConfig, GMMConfig, PriorVAEConfig, VampConfig
 from ladder.likelihoods import LaplaceLikelihood
 from ladder.model import VAE, build_model
 from ladder.plots.slp import plot_slp_vs_sp
@@ -32,7 +33,9 @@ ROW_FIELDS = {"metric", "better", "slp", "slp_se", "sp", "sp_se", "diff", "diff_
 
 
 def tiny(prior: str) -> VAE:
-    cfg = ModelConfig(prior=prior, d_z=4, d_t=2, prior_hidden=16, n_components=3, n_mc=2)
+    cfg = ModelConfig(prior=prior, d_z=4, n_mc=2, gmm=GMMConfig(n_components=3),
+                      vamp=VampConfig(n_pseudo_inputs=3), prior_vae=PriorVAEConfig(d_t=2, hidden=16),
+                      dpgmm=DPGMMConfig(truncation=3))
     return build_model(cfg, "mnist", (1, 28, 28), seed=0).eval()
 
 

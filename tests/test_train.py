@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import few_components
 
 from ladder.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ladder.cli import main
 from ladder.config import ConfigError, load_config, preset_config
+from ladder.config_yaml import update_settings
 from ladder.data import load_dataset
 from ladder.runs import RunInUseError, load_run
 from ladder.train import Trainer, derived_seed, train
@@ -25,13 +27,13 @@ def mnist_small():
     return (load_dataset("mnist", "train", n=1024, seed=0), load_dataset("mnist", "test", n=256))
 
 
-def _cfg(prior, epochs=2, **model):
+def _cfg(prior, epochs=2, components=10, **model):
     cfg = preset_config("paper", "mnist", prior)
     cfg.train.epochs, cfg.train.batch_size, cfg.train.progress = epochs, 64, False
     cfg.train.prior_finetune_epochs = 0  # Algorithm 1 alone; the fine-tuning has its own tests
-    cfg.model.n_mc, cfg.model.n_components = 10, 10
-    for key, value in model.items():
-        setattr(cfg.model, key, value)
+    cfg.model.n_mc = 10
+    few_components(cfg.model, components)
+    update_settings(cfg.model, model, "model.")  # e.g. vamp={"init": "data"}
     return cfg
 
 
@@ -108,7 +110,7 @@ def test_corrupt_checkpoint_and_occupied_run_folder(mnist_small, tmp_path):
 
 @pytest.mark.parametrize("constrain", ["none", "sigmoid"])
 def test_vamp_data_init_starts_every_pseudo_input_at_a_training_image(constrain, tiny, tmp_path):
-    cfg = _cfg("vamp", vamp_init="data", vamp_constrain=constrain)
+    cfg = _cfg("vamp", vamp={"init": "data", "constrain": constrain})
     trainer = Trainer(cfg, tmp_path, **tiny)
     images = tiny["train_set"].take(len(tiny["train_set"]))
     if constrain == "sigmoid":
@@ -116,8 +118,8 @@ def test_vamp_data_init_starts_every_pseudo_input_at_a_training_image(constrain,
     pseudo = trainer.model.prior.pseudo_images().detach()
     gap = (pseudo[:, None] - images[None]).abs().flatten(2).amax(-1).min(1).values
     assert (gap < 1e-6).all()
-    random = Trainer(_cfg("vamp", vamp_init="random", vamp_constrain=constrain), tmp_path / "random",
-                     **tiny)
+    random = Trainer(_cfg("vamp", vamp={"init": "random", "constrain": constrain}),
+                     tmp_path / "random", **tiny)
     assert random.model.prior.pseudo_inputs.std() > 0.9  # left at its N(0, 1) draw
 
 
@@ -264,7 +266,7 @@ def test_derived_seeds_fit_torch_for_every_seed():
 
 
 def test_cli_refuses_bad_config_with_a_message(capsys):
-    assert main(["train", "--preset", "quick", "--set", "model.d_t=99"]) == 2
+    assert main(["train", "--preset", "quick", "--set", "model.prior_vae.d_t=99"]) == 2
     assert "exceeds model.d_z" in capsys.readouterr().err
     assert main(["config", "--preset", "quick", "--prior", "gmm"]) == 0
     assert "n_train: 10000" in capsys.readouterr().out
@@ -321,7 +323,7 @@ def test_a_training_step_never_reads_a_tensor_back(prior, budget, mnist_small, t
     small = load_dataset("mnist", "train", n=256, seed=2)
     cfg = _cfg(prior, epochs=1)
     if budget > 1:
-        cfg.train.prior_steps, cfg.model.prior_scale_mode = budget, "closed_form"
+        cfg.train.prior_steps, cfg.model.prior_vae.scale_mode = budget, "closed_form"
     trainer = train(cfg, tmp_path, train_set=small,
                     test_set=mnist_small[1])  # one epoch: the GMM and the DP-GMM are fitted
     x = mnist_small[0].take(64).contiguous(memory_format=torch.channels_last)
@@ -346,7 +348,7 @@ def test_a_training_step_never_reads_a_tensor_back(prior, budget, mnist_small, t
 
 
 def _ladder(tiny, run, epochs=1, model=(), **train_settings):
-    cfg = _cfg("ladder", epochs=epochs, n_components=5, **dict(model))
+    cfg = _cfg("ladder", epochs=epochs, components=5, **dict(model))
     for key, value in train_settings.items():
         setattr(cfg.train, key, value)
     return Trainer(cfg, run, **tiny)
@@ -356,7 +358,7 @@ def _ladder(tiny, run, epochs=1, model=(), **train_settings):
 def test_prior_steps_and_the_closed_form_scale(bca, prior_steps, tiny, tmp_path):
     """train.prior_steps Adam steps of the prior block per batch; a closed-form s moves once per
     prior-block step and never in the data-VAE block."""
-    trainer = _ladder(tiny, tmp_path / "run", model={"prior_scale_mode": "closed_form"}, bca=bca,
+    trainer = _ladder(tiny, tmp_path / "run", model={"prior_vae": {"scale_mode": "closed_form"}}, bca=bca,
                       prior_steps=prior_steps)
     trainer.fit()
     batches = len(tiny["train_set"]) // 64
@@ -409,7 +411,7 @@ def test_prior_finetune_epochs_train_the_prior_alone_and_resume_exactly(tiny, tm
 
 @pytest.mark.parametrize("prior", ["normal", "gmm"])
 def test_a_prior_without_parameters_skips_the_fine_tuning(prior, tiny, tmp_path):
-    cfg = _cfg(prior, epochs=1, n_components=5)
+    cfg = _cfg(prior, epochs=1, components=5)
     cfg.train.prior_finetune_epochs = 2
     trainer = train(cfg, tmp_path / prior, **tiny)
     assert trainer.is_complete and trainer.finetune_epochs_due == 0

@@ -26,7 +26,7 @@ def draw_mixture(ax: Axes, view: MixtureView, labels: Tensor | np.ndarray | None
     codes = view.codes.numpy()
     if codes.shape[1] != 2:
         raise ValueError(f"Fig 4 draws a 2-D {view.space}; these encodings have {codes.shape[1]} "
-                         f"dimensions (train with model.d_z=2, or model.d_t=2 for LaDDer)")
+                         f"dimensions (train with model.d_z=2, or model.prior_vae.d_t=2 for LaDDer)")
     colours = None if labels is None else np.asarray(labels)
     ax.scatter(codes[:, 0], codes[:, 1], c=colours, cmap="tab10", s=2, alpha=0.5,
                rasterized=True, vmin=0, vmax=9)
