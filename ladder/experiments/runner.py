@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.checkpoint import atomic_write
+from ladder.experiments.attempts import begin_attempt, end_attempt, read_attempts, total_wall_time
 from ladder.experiments.manifest import (
     REPO_ROOT,
     Manifest,
@@ -39,7 +40,6 @@ from ladder.markdown import format_duration
 from ladder.runs import RunDir
 
 LOG_FILE = "log.txt"
-ATTEMPTS_FILE = "attempts.jsonl"  # one line per execution: an interrupted run is resumed
 #: Parameters the runner fills in itself when the notebook declares them.
 AUTO_PARAMETERS = ("run_dir", "threads", "model_runs")
 
@@ -337,26 +337,25 @@ def execute_run(run: Run, manifest: Manifest, runs_root: Path, executor: Executo
     params = run_parameters(run, folder, threads, runs_root, notebook_parameters(notebook))
     log = folder / LOG_FILE
     started = _dt.datetime.now(_dt.timezone.utc)
+    begin_attempt(folder, started)
     with open(log, "a") as handle:
         handle.write(f"== {started.isoformat(timespec='seconds')} {run.name}: {run.notebook} "
                      f"with {json.dumps(params)}\n")
     clock = time.perf_counter()
     try:
         executor(notebook, folder, params, threads, log)
-    finally:  # every attempt's time counts, an interrupted or failed one too
+    finally:  # every attempt's time counts, a failed one too (and a killed one: begin_attempt)
         wall = time.perf_counter() - clock
-        with open(folder / ATTEMPTS_FILE, "a") as handle:
-            handle.write(json.dumps({"started": started.isoformat(timespec="seconds"),
-                                     "wall_time_s": round(wall, 1)}) + "\n")
+        end_attempt(folder, wall)
     missing = [o for o in run.outputs if not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"{run.notebook} finished without writing {missing}; see {log}")
-    attempts = [json.loads(line) for line in (folder / ATTEMPTS_FILE).read_text().splitlines()]
+    attempts = read_attempts(folder)
     done = {
         "id": run.id, "scale": run.scale, "experiments": run.labels, "notebook": run.notebook,
         "parameters": params, "outputs": list(run.outputs),
         "started": started.isoformat(timespec="seconds"),
-        "wall_time_s": round(sum(a["wall_time_s"] for a in attempts), 1),
+        "wall_time_s": total_wall_time(attempts),
         "attempts": len(attempts), "threads": threads, "jobs": jobs,
         "device": device_description(), "commit": git_commit(),
         "python": platform.python_version(),
