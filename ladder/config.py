@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,14 @@ from ladder.config_priors import (
     flat_key_hint,
     nest_flat_model_keys,
 )
-from ladder.config_yaml import ConfigError, load_yaml, plain, read_yaml, update_settings
+from ladder.config_yaml import (
+    ConfigError,
+    flat_settings,
+    load_yaml,
+    plain,
+    read_yaml,
+    update_settings,
+)
 
 
 @dataclass(slots=True)
@@ -352,24 +359,11 @@ def _resolve_key(key: str) -> str | None:
             raise ConfigError(f"unknown key {key!r}: a key starts with one of "
                               f"{', '.join(s + '.' for s in _SECTIONS)} (e.g. train.epochs)")
         return key
-    owners = [path for path in _setting_paths(Config()) if path.rsplit(".", 1)[-1] == key]
+    owners = [path for path in flat_settings(Config().to_dict())
+              if path != "preset" and path.rsplit(".", 1)[-1] == key]
     if len(owners) > 1:
         raise ConfigError(f"key {key!r} is ambiguous; write one of {owners}")
     return owners[0] if owners else None
-
-
-def _setting_paths(obj: Any, prefix: str = "") -> list[str]:
-    """The dotted key of every setting under ``obj`` (a config or one of its sections)."""
-    paths = []
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if f.name == "preset":
-            continue
-        if dataclasses.is_dataclass(value):
-            paths += _setting_paths(value, f"{prefix}{f.name}.")
-        else:
-            paths.append(prefix + f.name)
-    return paths
 
 
 def _setting(path: str, value: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numbers
 import re
 import typing
 from dataclasses import fields
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ladder.config_yaml import ConfigError, plain
@@ -80,7 +81,7 @@ def validate(cfg: Config) -> None:
     check_choice("preset", cfg.preset, PRESETS)
     cfg.data.dataset = canonical_dataset(cfg.data.dataset)
     for name, choices in _CHOICES.items():
-        check_choice(name, _value(cfg, name), choices)
+        check_choice(name, attrgetter(name)(cfg), choices)
     _check_finite(cfg)
     m, t, d = cfg.model, cfg.train, cfg.data
     pv = m.prior_vae
@@ -89,7 +90,7 @@ def validate(cfg: Config) -> None:
                  "model.prior_vae.layers", "model.prior_vae.scale_init",
                  "model.gmm.n_components", "model.vamp.n_pseudo_inputs",
                  "model.dpgmm.truncation", "model.dpgmm.max_iter", "model.dpgmm.concentration"):
-        _positive(name, _value(cfg, name))
+        _positive(name, attrgetter(name)(cfg))
     if m.gmm.covariance_reg < 0:
         raise ConfigError(f"model.gmm.covariance_reg must be >= 0, got {m.gmm.covariance_reg}")
     if m.prior in PRIOR_VAE_PRIORS and pv.d_t > m.d_z:
@@ -144,14 +145,6 @@ def validate(cfg: Config) -> None:
     _positive("data.n_train", d.n_train, allow_none=True)
     _positive("data.n_test", d.n_test, allow_none=True)
     _check_sizes(cfg)
-
-
-def _value(cfg: Config, path: str) -> Any:
-    """The setting at a dotted key, e.g. ``model.gmm.fit``."""
-    value: Any = cfg
-    for name in path.split("."):
-        value = getattr(value, name)
-    return value
 
 
 def _check_finite(part: Any, prefix: str = "") -> None:

@@ -105,6 +105,18 @@ def _refuse_duplicate_keys(node: yaml.Node, source: str, path: str, seen: set[in
         _refuse_duplicate_keys(value_node, source, inner, seen)
 
 
+def flat_settings(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested plain data as one level of dotted keys: ``{"model": {"gmm": {"fit": "em"}}}`` as
+    ``{"model.gmm.fit": "em"}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}

@@ -97,11 +97,11 @@ class FittedAttributes:
 
     def active_mixture(self, threshold: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
         """(weights renormalised, means, covariances) of :meth:`active_components`."""
-        idx = self.active_components(threshold)
+        idx, weights = self.active_components(threshold), self.weights_
         if idx.numel() == 0:
             raise ValueError(
                 f"no component has weight >= {threshold}; the largest is "
-                f"{float(self.weights_.max()):.3g}"
+                f"{float(weights.max()):.3g}"
             )
-        w = self.weights_[idx]
+        w = weights[idx]
         return w / w.sum(), self.means_[idx], self.covariances_[idx]

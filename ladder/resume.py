@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config import Config, ConfigError
+from ladder.config_yaml import flat_settings
 
 RESUMABLE_KEYS = (
     "train.epochs", "train.lr", "train.lr_prior", "train.betas", "train.lr_decay",
@@ -44,15 +45,6 @@ def config_changes(saved: Config, new: Config) -> dict[str, list[Any]]:
         )
     return changes
 
-
-def flat_settings(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(flat_settings(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def check_resume(cfg: Config, path: Path, done: int, finetuned: int, due_finetune: int,

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from ladder import distributed
 from ladder.checkpoint import CheckpointError, save_checkpoint
 from ladder.config import Config
+from ladder.config_yaml import flat_settings
 from ladder.data import load_dataset
 from ladder.device import select_device, select_precision
 from ladder.diagnose import diagnose, findings
@@ -62,7 +63,6 @@ from ladder.prior_block import (
     prior_block_step,
 )
 from ladder.priors import reparameterise
-from ladder.resume import flat_settings
 from ladder.runs import RunDir, file_identity, first_nonfinite, read_run, run_lock
 from ladder.trainer_state import PRIOR_FINETUNE, TrainerState
 

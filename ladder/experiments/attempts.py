@@ -41,11 +41,13 @@ def begin_attempt(folder: Path, started: _dt.datetime) -> None:
     _write(folder, attempts)
 
 
-def end_attempt(folder: Path, wall_time_s: float) -> None:
-    """Complete the attempt :func:`begin_attempt` recorded last with its wall time."""
+def end_attempt(folder: Path, wall_time_s: float) -> list[dict[str, Any]]:
+    """Complete the attempt :func:`begin_attempt` recorded last with its wall time; returns every
+    attempt."""
     attempts = read_attempts(folder)
     attempts[-1]["wall_time_s"] = round(wall_time_s, 1)
     _write(folder, attempts)
+    return attempts
 
 
 def total_wall_time(attempts: list[dict[str, Any]]) -> float:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ladder.config_yaml import flat_settings
 from ladder.experiments.manifest import Manifest, Run, Scale, load_manifest
 from ladder.experiments.paper import paper_value
 from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
@@ -34,7 +35,6 @@ from ladder.markdown import (
     markdown_table,
     mean_std,
 )
-from ladder.resume import flat_settings
 from ladder.runs import RunDir, find_runs
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.checkpoint import atomic_write
-from ladder.experiments.attempts import begin_attempt, end_attempt, read_attempts, total_wall_time
+from ladder.experiments.attempts import begin_attempt, end_attempt, total_wall_time
 from ladder.experiments.manifest import (
     REPO_ROOT,
     Manifest,
@@ -346,11 +346,10 @@ def execute_run(run: Run, manifest: Manifest, runs_root: Path, executor: Executo
         executor(notebook, folder, params, threads, log)
     finally:  # every attempt's time counts, a failed one too (and a killed one: begin_attempt)
         wall = time.perf_counter() - clock
-        end_attempt(folder, wall)
+        attempts = end_attempt(folder, wall)
     missing = [o for o in run.outputs if not (folder / o).exists()]
     if missing:
         raise RuntimeError(f"{run.notebook} finished without writing {missing}; see {log}")
-    attempts = read_attempts(folder)
     done = {
         "id": run.id, "scale": run.scale, "experiments": run.labels, "notebook": run.notebook,
         "parameters": params, "outputs": list(run.outputs),
