@@ -1,5 +1,5 @@
 """The papermill batch: idempotent and resumable runs, their order, the CPU skip of CUDA runs, the
-classifiers it trains first, and `ladder reproduce` (with a fake executor; one real papermill
+classifiers it asks for first, and `ladder reproduce` (with a fake executor; one real papermill
 execution)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from ladder.cli import main
@@ -17,7 +16,6 @@ from ladder.experiments.manifest import SCALES, Manifest, load_manifest, select
 from ladder.experiments.runner import (
     LOG_FILE,
     _cores,
-    ensure_classifiers,
     notebook_parameters,
     papermill_executor,
     reproduce,
@@ -163,26 +161,6 @@ def test_the_batch_asks_for_the_classifiers_of_the_datasets_it_scores(manifest, 
               results_root=tmp_path / "results",
                  classifiers=lambda datasets, say: asked.append(datasets))
     assert asked == [{"fashion"}]  # fig2 trains on MNIST but scores nothing with a classifier
-
-
-def test_ensure_classifiers_trains_only_the_missing_ones(tmp_path, monkeypatch):
-    from ladder import classifier as cl
-
-    monkeypatch.setenv("LADDER_CACHE", str(tmp_path))
-    torch.manual_seed(0)
-    cl.save_classifier(cl.LeNetClassifier(), "mnist", 0.5)
-    trained: list[str] = []
-
-    def fake_train(dataset, root=None, progress=True):
-        trained.append(dataset)
-        return tmp_path / f"{dataset}.pt", 0.9
-
-    monkeypatch.setattr(cl, "train_and_cache", fake_train)
-    lines: list[str] = []
-    ensure_classifiers({"mnist", "fashion", "celeba"}, lines.append)
-    assert trained == ["fashion"]  # mnist is cached; CelebA has no classifier
-    assert "no evaluation classifier cached for fashion" in lines[0]
-    assert "test accuracy 0.9000" in lines[1]
 
 
 def test_a_run_that_misses_an_output_fails(tiny, tmp_path):

@@ -92,7 +92,7 @@ def fake_cluster(monkeypatch):
     queue: dict[str, str] = {}
     monkeypatch.setattr(slurm, "_executor", FakeExecutor)
     monkeypatch.setattr(slurm, "queue_states", lambda: dict(queue))
-    monkeypatch.setattr(slurm, "missing_classifiers", lambda datasets: sorted(datasets))
+    monkeypatch.setattr(slurm, "prepare_classifiers", lambda datasets, *_: sorted(datasets))
     return queue
 
 
@@ -326,7 +326,7 @@ def test_a_run_given_two_processes_trains_data_parallel_under_torchrun(
                                     "outputs": ["weights.pt"], "id": "ddp-seed{seed}",
                                     "grid": {"dataset": ["mnist"], "prior": ["ladder"]}}}}
     (folder / "manifest.yaml").write_text(json.dumps(spec))
-    monkeypatch.setattr(slurm, "missing_classifiers", lambda datasets: [])  # scores nothing
+    monkeypatch.setattr(slurm, "prepare_classifiers", lambda datasets, *_: [])  # scores nothing
     runs = tmp_path / "runs"
     assert main(["reproduce", "--manifest", str(folder / "manifest.yaml"), "--runs", str(runs),
                  "--results", str(tmp_path / "results"), "--launcher", "slurm"]) == 0

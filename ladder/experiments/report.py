@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config_yaml import flat_settings
+from ladder.experiments.classifiers import classifier_note
 from ladder.experiments.manifest import Manifest, Run, Scale, load_manifest
 from ladder.experiments.paper import paper_value
 from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
@@ -220,6 +221,9 @@ def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
     ]
     if spec.note:
         lines.append(f"- {spec.note}")
+    note = classifier_note((str(f.run.parameters.get("dataset")), f.result) for f in used)
+    if spec.scores_images and note:
+        lines.append(f"- {note}")
     lines += ["", markdown_table(header, rows)]
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as _dt
+import functools
 import itertools
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 from ladder.checkpoint import atomic_write
 from ladder.experiments.attempts import begin_attempt, end_attempt, total_wall_time
+from ladder.experiments.classifiers import ensure_classifiers, scored_datasets
 from ladder.experiments.manifest import (
     REPO_ROOT,
     Manifest,
@@ -184,14 +186,16 @@ def reproduce(
     ``runs/<scale>/reproduce.log``; each run's own output to its ``log.txt``.
 
     Before the first run, ``classifiers`` (default with the papermill executor:
-    :func:`ensure_classifiers`) makes sure the evaluation classifier of every dataset the runs
-    score exists, so that a fresh clone's batch does not skip the Fréchet distances."""
+    :func:`ladder.experiments.classifiers.ensure_classifiers`) makes sure every dataset the runs
+    score has its evaluation classifier, the one landed under ``results_root/classifiers/`` where
+    there is one, so that a fresh clone's batch neither skips the Fréchet distances nor scores
+    them in another feature space than the landed runs."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     started = time.perf_counter()
     manifest = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
     if classifiers is None and executor is None:
-        classifiers = ensure_classifiers
+        classifiers = functools.partial(ensure_classifiers, results_root=results_root)
     executor = executor or papermill_executor
     cuda = cuda_available() if cuda is None else cuda
     runs_root = Path(runs_root)
@@ -288,43 +292,6 @@ def reproduce(
          f"{len(summary.already_done)} were done, {len(summary.skipped)} skipped, "
          f"{len(summary.failed)} failed in {format_duration(summary.seconds)}{tail}")
     return summary
-
-
-CLASSIFIER_NOTEBOOKS = ("train_evaluate.ipynb", "fig5_slp.ipynb")
-"""The notebooks that score images with the evaluation classifier (FCD, SLP frame realism)."""
-
-
-def missing_classifiers(datasets: set[str]) -> list[str]:
-    """Those of ``datasets`` that score with an evaluation classifier and have none cached
-    (CelebA has none to train)."""
-    from ladder.classifier import ClassifierNotFoundError, load_classifier
-    from ladder.evaluate import CLASSIFIER_DATASETS
-
-    missing = []
-    for dataset in sorted(datasets & set(CLASSIFIER_DATASETS)):
-        try:
-            load_classifier(dataset)
-        except ClassifierNotFoundError:
-            missing.append(dataset)
-    return missing
-
-
-def scored_datasets(runs: Sequence[Run]) -> set[str]:
-    """The datasets whose evaluation classifier ``runs`` use."""
-    return {str(r.parameters.get("dataset")) for r in runs if r.notebook in CLASSIFIER_NOTEBOOKS}
-
-
-def ensure_classifiers(datasets: set[str], say: Callable[[str], None] = print,
-                       root: str | os.PathLike | None = None) -> None:
-    """Train and cache the evaluation classifier of each of ``datasets`` that has none
-    (``ladder train-classifier``'s defaults); datasets without one (CelebA) are left alone."""
-    from ladder.classifier import train_and_cache
-
-    for dataset in missing_classifiers(datasets):
-        say(f"no evaluation classifier cached for {dataset}: training one first "
-            "(as `ladder train-classifier`)")
-        path, acc = train_and_cache(dataset, root=root, progress=False)
-        say(f"evaluation classifier for {dataset}: test accuracy {acc:.4f}, saved to {path}")
 
 
 def execute_run(run: Run, manifest: Manifest, runs_root: Path, executor: Executor, threads: int,

@@ -35,6 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from ladder.checkpoint import atomic_write
+from ladder.experiments.classifiers import (
+    ensure_classifiers,
+    prepare_classifiers,
+    scored_datasets,
+)
 from ladder.experiments.manifest import (
     SLURM_RESOURCES,
     Manifest,
@@ -46,15 +51,7 @@ from ladder.experiments.manifest import (
     select,
     training_overrides,
 )
-from ladder.experiments.runner import (
-    LOG_FILE,
-    ensure_classifiers,
-    execute_run,
-    missing_classifiers,
-    papermill_executor,
-    run_status,
-    scored_datasets,
-)
+from ladder.experiments.runner import LOG_FILE, execute_run, papermill_executor, run_status
 from ladder.runs import RunDir
 
 #: SLURM job states (squeue's %T) by what they mean for a run.
@@ -170,10 +167,11 @@ class ClassifierJob:
     """The job that trains the missing evaluation classifiers before the runs that use them."""
 
     datasets: list[str]
+    results_root: Path
 
     def __call__(self) -> str:
-        ensure_classifiers(set(self.datasets))
-        return f"classifiers of {', '.join(self.datasets)} cached"
+        ensure_classifiers(set(self.datasets), results_root=self.results_root)
+        return f"classifiers of {', '.join(self.datasets)} cached and landed"
 
 
 @dataclass
@@ -222,7 +220,8 @@ def submit(
                 continue
             to_submit.append(run)
             jobs[run.id] = ""  # submitted below, in this order
-    classifier_job = _submit_classifier_job(to_submit, runs_root / scale, resources)
+    classifier_job = _submit_classifier_job(to_submit, runs_root / scale, results_root, resources,
+                                            echo)
     for run in to_submit:
         after = [jobs[n] for n in run.needs if jobs.get(n)]
         if classifier_job and run in classifier_job[1]:
@@ -281,16 +280,18 @@ def _submit_run(run: Run, manifest: Manifest, runs_root: Path, results_root: Pat
     return job.job_id
 
 
-def _submit_classifier_job(runs: list[Run], scale_folder: Path, resources: dict[str, Any]
+def _submit_classifier_job(runs: list[Run], scale_folder: Path, results_root: Path,
+                           resources: dict[str, Any], echo: Callable[[str], None]
                            ) -> tuple[str, list[Run]] | None:
-    """Submit one job that trains the evaluation classifiers ``runs`` lack; returns its id and
-    the runs that must wait for it, or None when every classifier is cached."""
-    missing = missing_classifiers(scored_datasets(runs))
+    """Submit one job that trains the evaluation classifiers ``runs`` lack (neither landed nor
+    cached); returns its id and the runs that must wait for it, or None when none is missing."""
+    missing = prepare_classifiers(scored_datasets(runs), results_root, echo)
     if not missing:
         return None
     waiting = [r for r in runs if scored_datasets([r]) & set(missing)]
     parameters = submitit_parameters(resources, "ladder-classifiers")
-    job = _executor(scale_folder / "classifiers", parameters).submit(ClassifierJob(missing))
+    job = _executor(scale_folder / "classifiers", parameters).submit(
+        ClassifierJob(missing, results_root))
     return job.job_id, waiting
 
 

@@ -30,6 +30,11 @@ class TableSpec:
     columns: tuple[Column, ...]
     note: str = ""
 
+    @property
+    def scores_images(self) -> bool:
+        """Whether a column is a Fréchet distance, scored with the evaluation classifier."""
+        return any(col.path[:2] == ("metrics", "generation") for col in self.columns)
+
 
 _FCD_NOTE = ("Ours: Fréchet distance on the project's LeNet classifier features (FCD; "
              "`ladder.features`), not the Inception FID of the paper, whose feature network the "
