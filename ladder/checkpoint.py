@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 import warnings
@@ -145,13 +146,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Raises :class:`CheckpointError` for a missing file, a file that is not a loadable weights-only
     checkpoint (corrupt, truncated, or holding pickled code), and a checkpoint of another format.
     """
+    return read_checkpoint(path, map_location)[0]
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, Any], str]:
+    """:func:`load_checkpoint` and the SHA-256 of the bytes it was loaded from, from one read of
+    the file: a checkpoint replaced meanwhile (a run still training) cannot give the digest of
+    other weights than those loaded."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train a run first with `ladder train`")
+    raw = path.read_bytes()
     try:
         with warnings.catch_warnings():  # a corrupt file's warnings (odd pickle protocols ...)
             warnings.simplefilter("ignore")
-            data = torch.load(path, map_location=map_location, weights_only=True)
+            data = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt, truncated or foreign files
         raise CheckpointError(
             f"{path} is corrupt or is not a weights-only LaDDer checkpoint ({type(err).__name__}: "
@@ -169,7 +179,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise CheckpointError(f"{path} lacks {missing}; it is incomplete and cannot be used")
-    return data
+    return data, hashlib.sha256(raw).hexdigest()
 
 
 def file_sha256(path: str | Path) -> str:

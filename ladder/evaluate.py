@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ladder.checkpoint import atomic_write, check_writable, file_sha256, load_checkpoint
+from ladder.checkpoint import atomic_write, check_writable, file_sha256
 from ladder.classifier import CLASSIFIER_DATASETS
 from ladder.clusters import cluster_statistics, has_components
 from ladder.config import EVALUATION
@@ -60,7 +60,7 @@ from ladder.metrics import (
     reconstruct,
 )
 from ladder.model import VAE, elbo_statistics
-from ladder.runs import RunDir, load_run
+from ladder.runs import RunDir, load_run_with_source
 from ladder.train import derived_seed
 
 
@@ -106,7 +106,7 @@ def evaluate_run(
             raise ValueError(f"{name} must be >= {low}, got {value}")
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     run_dir = Path(run_dir)
-    cfg, model = load_run(run_dir, device)
+    cfg, model, source = load_run_with_source(run_dir, device)
     path = check_writable(out if out is not None else RunDir(run_dir).evaluation, "evaluation file")
     if grid:
         check_writable(RunDir(run_dir).samples, "sample grid")
@@ -116,7 +116,8 @@ def evaluate_run(
     torch_device = next(model.parameters()).device
     devices = [torch_device] if torch_device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # leave the caller's random state alone
-        data = _evaluate(run_dir, cfg, model, torch_device, started, clock, n_test=n_test,
+        data = _evaluate(run_dir, cfg, model, torch_device, started, clock, source=source,
+                         n_test=n_test,
                          n_samples=n_samples, n_is=n_is, n_nll=n_nll, n_inner=n_inner,
                          classifier=classifier, inception_weights=inception_weights, seed=seed,
                          grid=grid, progress=progress)
@@ -152,7 +153,7 @@ def set_sample_noise(model: VAE, sample_noise: bool) -> None:
                          f"VAE's p(z|t)); this run's prior is {type(model.prior).__name__}")
 
 
-def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_samples, n_is,
+def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, source, n_test, n_samples, n_is,
               n_nll, n_inner, classifier, inception_weights, seed, grid,
               progress) -> dict[str, Any]:
     """The body of :func:`evaluate_run`, inside its forked random state."""
@@ -234,7 +235,8 @@ def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, n_test, n_sa
 
     return {
         "schema_version": SCHEMA_VERSION,
-        "provenance": _provenance(run_dir, cfg, seed, torch_device, started, clock, stage_seconds,
+        "provenance": _provenance(run_dir, source, cfg, seed, torch_device, started, clock,
+                                  stage_seconds,
                                   classifier_info, sigma,
                                   {"n_test": len(test), "n_samples": n_samples, "n_is": n_is,
                                    "n_nll": min(n_nll, len(test)), "n_inner": n_inner}),
@@ -320,11 +322,10 @@ def save_sample_grid(model: VAE, images: Tensor, path: str | os.PathLike, seed: 
     return atomic_write(path, lambda handle: save_image(picture, handle, format="png"))
 
 
-def _provenance(run_dir, cfg, seed, device, started, clock, stage_seconds, classifier, sigma,
-                counts) -> dict[str, Any]:
+def _provenance(run_dir, source, cfg, seed, device, started, clock, stage_seconds, classifier,
+                sigma, counts) -> dict[str, Any]:
     from ladder import __version__
 
-    checkpoint = RunDir(run_dir).checkpoint
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
     else:
@@ -333,8 +334,7 @@ def _provenance(run_dir, cfg, seed, device, started, clock, stage_seconds, class
     return {
         "run_dir": str(run_dir),
         "config": cfg.to_dict(),
-        "checkpoint": {"path": str(checkpoint), "sha256": file_sha256(checkpoint),
-                       "epoch": int(load_checkpoint(checkpoint)["epoch"])},
+        "checkpoint": source,
         "seed": seed,
         "ladder_version": __version__,
         "torch_version": torch.__version__,

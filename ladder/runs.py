@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 import yaml
 
-from ladder.checkpoint import CheckpointError, OutputPathError, ensure_folder, load_checkpoint
+from ladder.checkpoint import CheckpointError, OutputPathError, ensure_folder, read_checkpoint
 from ladder.config import Config, ConfigError
 from ladder.data import DATASETS
 from ladder.device import select_device
@@ -197,12 +197,12 @@ def file_identity(path: Path) -> tuple[int, int, int] | None:
         return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
-def read_run(path: str | Path) -> tuple[dict[str, Any], Config]:
-    """A run's checkpoint (on the CPU) and its config; :class:`CheckpointError` where either is
-    unusable."""
-    state = load_checkpoint(path, map_location="cpu")
+def read_run(path: str | Path) -> tuple[dict[str, Any], Config, str]:
+    """A run's checkpoint (on the CPU), its config and the SHA-256 of the file it was read from;
+    :class:`CheckpointError` where either is unusable."""
+    state, digest = read_checkpoint(path, map_location="cpu")
     try:
-        return state, Config.from_dict(state["config"])
+        return state, Config.from_dict(state["config"]), digest
     except ConfigError as err:
         raise CheckpointError(f"{path} holds an invalid config ({err}); retrain the run") from err
 
@@ -210,8 +210,16 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], Config]:
 def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, VAE]:
     """The config and trained model of a run folder, in eval mode on ``device``. A checkpoint
     with a non-finite weight (a diverged run) is refused."""
+    cfg, model, _ = load_run_with_source(run_dir, device)
+    return cfg, model
+
+
+def load_run_with_source(run_dir: str | Path, device: str = "auto"
+                         ) -> tuple[Config, VAE, dict[str, Any]]:
+    """:func:`load_run` and the checkpoint the model was loaded from: its path, SHA-256 and
+    epoch, for provenance records."""
     path = RunDir(run_dir).checkpoint
-    state, cfg = read_run(path)
+    state, cfg, digest = read_run(path)
     model = build_model(cfg.model, cfg.data.dataset, DATASETS[cfg.data.dataset], cfg.train.seed)
     try:
         model.load_state_dict(state["model"])
@@ -227,4 +235,4 @@ def load_run(run_dir: str | Path, device: str = "auto") -> tuple[Config, VAE]:
             "checkpoint was written; resume from an earlier copy or retrain with a lower train.lr"
         )
     model.to(select_device(device if device != "auto" else cfg.train.device)).eval()
-    return cfg, model
+    return cfg, model, {"path": str(path), "sha256": digest, "epoch": int(state["epoch"])}

@@ -398,7 +398,7 @@ def train(cfg: Config, run_dir: str | Path, **data: ImageSet) -> Trainer:
             trainer = Trainer(cfg, run.path, **data)
         else:
             # read through Config, so a checkpoint from before a key existed holds its default
-            _, saved = read_run(run.checkpoint)
+            _, saved, _ = read_run(run.checkpoint)
             old, now = flat_settings(saved.to_dict()), flat_settings(cfg.to_dict())
             differ = sorted(key for key, value in now.items() if old.get(key) != value)
             if differ or old.keys() != now.keys():

@@ -110,7 +110,7 @@ class TrainerState:
         """
         path = RunDir(run_dir).checkpoint
         identity = file_identity(path)
-        state, saved = read_run(path)
+        state, saved, _ = read_run(path)
         cfg = copy.deepcopy(saved)
         apply_overrides(cfg, overrides)
         cfg.validate()

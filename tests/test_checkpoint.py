@@ -12,7 +12,9 @@ from ladder.checkpoint import (
     atomic_write,
     check_writable,
     ensure_folder,
+    file_sha256,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
 
@@ -44,6 +46,17 @@ def test_round_trip_is_weights_only(tmp_path):
     data = load_checkpoint(path)
     assert data["epoch"] == 1 and torch.equal(data["model"]["w"], torch.arange(3.0))
     assert os.listdir(tmp_path) == ["c.pt"]  # the temporary file was renamed away
+
+
+@given(st.integers(1, 1000))
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_digest_is_of_the_bytes_the_checkpoint_was_loaded_from(tmp_path, epoch):
+    path = save_checkpoint({**_payload(), "epoch": epoch}, tmp_path / "c.pt")
+    data, digest = read_checkpoint(path)
+    save_checkpoint({**_payload(), "epoch": epoch + 1}, path)  # replaced after the read
+    assert data["epoch"] == epoch and digest != file_sha256(path)
+    again, digest_again = read_checkpoint(path)
+    assert again["epoch"] == epoch + 1 and digest_again == file_sha256(path)
 
 
 def test_truncated_file_gives_a_clear_error(tmp_path):
