@@ -10,7 +10,9 @@
 # the best packing on two cores, benchmarks/README.md section 7) on a pair of runs, then `ladder
 # report --scale paper`, which writes results/paper/ and lands each finished run's small files
 # under results/paper/runs/ for you to commit. A stopped batch resumes: finished or landed runs
-# are skipped, an interrupted one resumes from its last epoch's checkpoint.
+# are skipped, an interrupted one resumes from its last epoch's checkpoint (on this machine:
+# runs/ is not committed, so on a new machine an unfinished stage starts again). To stop after
+# the stage that is running, `touch runs/paper-batch.stop`; the next start removes it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 snap=${1:-$here/../snap}
@@ -21,22 +23,22 @@ fi
 [ -d "$snap" ] || git -C "$here" worktree add -f "$snap" HEAD --detach
 export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=1 PYTHONHASHSEED=0
 ladder=$here/.venv/bin/ladder
-stages=(
-  # seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first
-  mnist-ladder-seed0,mnist-gmm-seed0 mnist-normal-seed0,mnist-hierarchical-seed0
-  fashion-ladder-seed0,fashion-gmm-seed0 mnist-vamp-seed0,fashion-vamp-seed0
-  fashion-normal-seed0,fashion-hierarchical-seed0
-  # SM Table 2: the d_t ablation at seed 0 (d_t = 8 is the LaDDer row above)
-  mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0,fashion-ladder-dt16-seed0
-  mnist-ladder-dt4-seed0,fashion-ladder-dt4-seed0
-)
-for seed in 1 2; do
+# seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first, then
+# seeds 1 and 2 (the verdict needs three per row), then SM Table 2's d_t ablation at seed 0
+# (d_t = 8 is the LaDDer row)
+stages=()
+for seed in 0 1 2; do
   stages+=("mnist-ladder-seed$seed,mnist-gmm-seed$seed" "mnist-normal-seed$seed,mnist-hierarchical-seed$seed"
            "fashion-ladder-seed$seed,fashion-gmm-seed$seed" "mnist-vamp-seed$seed,fashion-vamp-seed$seed"
            "fashion-normal-seed$seed,fashion-hierarchical-seed$seed")
 done
+stages+=(mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0,fashion-ladder-dt16-seed0
+         mnist-ladder-dt4-seed0,fashion-ladder-dt4-seed0)
+stop=$here/runs/paper-batch.stop
+rm -f "$stop"
 cd "$snap"
 for only in "${stages[@]}"; do
+  [ -e "$stop" ] && { echo "=== $(date -u +%FT%TZ) stopped: $stop exists"; exit 0; }
   echo "=== $(date -u +%FT%TZ) $only"
   # a failed run is reported and left for the next start; the batch goes on to the next stage
   nice -n 10 "$ladder" reproduce --scale paper --only "$only" --jobs 2 --runs "$here/runs" \
