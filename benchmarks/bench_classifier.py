@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from ladder.classifier import save_classifier, train_classifier
+from ladder.classifier import train_classifier
+from ladder.classifier_cache import save_classifier
 from ladder.data import load_dataset
 from ladder.features import (
     DEFAULT_SAMPLE_COUNT,

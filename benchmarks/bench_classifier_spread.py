@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from ladder.classifier import load_classifier
+from ladder.classifier_cache import load_classifier
 from ladder.data import load_dataset
 from ladder.features import DEFAULT_SAMPLE_COUNT, extract_features, frechet_distance
 from ladder.markdown import markdown_table

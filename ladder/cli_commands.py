@@ -161,7 +161,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_slp(args: argparse.Namespace) -> int:
-    from ladder.classifier import load_classifier
+    from ladder.classifier_cache import load_classifier
     from ladder.data import load_dataset
     from ladder.runs import load_run
     from ladder.slp_config import resolve_preset
@@ -197,7 +197,8 @@ def cmd_slp(args: argparse.Namespace) -> int:
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from ladder.checkpoint import ensure_folder
-    from ladder.classifier import classifier_cache_dir, classifier_dataset, train_and_cache
+    from ladder.classifier import classifier_dataset
+    from ladder.classifier_cache import classifier_cache_dir, train_and_cache
     from ladder.device import select_device
 
     dataset = classifier_dataset(args.dataset)

@@ -92,7 +92,7 @@ def evaluate_run(
     ``n_is``: importance samples K for log p(z) and log p(x); ``n_nll``: test images for log p(x)
     (0 skips it); ``n_inner``: inner samples of the nested log p(x). ``classifier``: None (the
     newest cached one for the dataset), a file path, or a ``(LeNetClassifier, metadata)`` pair as
-    :func:`ladder.classifier.load_classifier` returns. ``seed``: default the run's training seed;
+    :func:`ladder.classifier_cache.load_classifier` returns. ``seed``: default the run's training seed;
     every stage is seeded on its own. ``out``: default ``RUN_DIR/evaluation.json``. ``grid``: also
     save ``RUN_DIR/evaluation-samples.png`` (test images | reconstructions | prior samples).
     ``sample_noise``: for the hierarchical and LaDDer priors, draw generated images with
@@ -272,12 +272,13 @@ def _subset(images: ImageSet, n: int, seed: int) -> Tensor:
 
 def _load_classifier(classifier: Any, dataset: str) -> tuple[Any, dict] | str:
     """(model, metadata), or the reason there is none."""
-    from ladder.classifier import ClassifierNotFoundError, LeNetClassifier, load_classifier
+    from ladder.classifier import LeNetClassifier
+    from ladder.classifier_cache import ClassifierNotFoundError, load_classifier
 
     if isinstance(classifier, tuple):
         return classifier
     if isinstance(classifier, LeNetClassifier):
-        from ladder.classifier import weights_hash
+        from ladder.classifier_cache import weights_hash
 
         return classifier, {"weights_hash": weights_hash(classifier)}
     try:

@@ -221,7 +221,7 @@ def compare_slp_sp(
     """SLP against SP on ``n_pairs`` random pairs of ``images`` (test images ``[N, C, H, W]`` in
     [0, 1], on the model's device), Sec 4.3.
 
-    ``classifier`` is the evaluation classifier (:func:`ladder.classifier.load_classifier`): it
+    ``classifier`` is the evaluation classifier (:func:`ladder.classifier_cache.load_classifier`): it
     must return logits when called and have ``.features`` (a :class:`LeNetClassifier`). The
     Fréchet distance compares the P*J interior frames with the features of ``reference_images``
     (default: ``images``); keep P*J well above the feature size (128), e.g. P >= 30 with J = 8.

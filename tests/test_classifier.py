@@ -6,15 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ladder.classifier import (
+from ladder.classifier import LeNetClassifier, prepare_images, train_classifier
+from ladder.classifier_cache import (
     ClassifierCacheError,
     ClassifierNotFoundError,
-    LeNetClassifier,
     classifier_cache_dir,
     load_classifier,
-    prepare_images,
     save_classifier,
-    train_classifier,
     weights_hash,
 )
 from ladder.data import load_dataset
@@ -103,7 +101,7 @@ def test_save_load_round_trip(tmp_path, trained):
 
 
 def test_train_and_cache_records_how_it_trained(tmp_path, monkeypatch, data_root):
-    import ladder.classifier as cl
+    import ladder.classifier_cache as cl
 
     def small(name, split, root=None):
         return load_dataset(name, split, root=data_root, n=256)

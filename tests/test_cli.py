@@ -128,14 +128,14 @@ def _fill(argv, root):
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_gets_one_line_and_status_2(case, runs, capsys, monkeypatch):
-    import ladder.classifier
+    import ladder.classifier_cache
     import ladder.evaluate
 
     def work(*args, **kwargs):
         raise AssertionError("the work started before the input was checked")
 
     monkeypatch.setattr(ladder.evaluate, "_evaluate", work)
-    monkeypatch.setattr(ladder.classifier, "train_and_cache", work)
+    monkeypatch.setattr(ladder.classifier_cache, "train_and_cache", work)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("LADDER_CACHE", str(runs / "file" / "cache"))
     argv, message = CASES[case]
@@ -185,11 +185,11 @@ def test_no_traceback_reaches_stderr_of_the_real_program(runs):
 
 
 def test_train_classifier_takes_the_dataset_aliases_of_train(runs, tmp_path, capsys, monkeypatch):
-    import ladder.classifier
+    import ladder.classifier_cache
 
     calls = []
     monkeypatch.setenv("LADDER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(ladder.classifier, "train_and_cache",
+    monkeypatch.setattr(ladder.classifier_cache, "train_and_cache",
                         lambda name, **kw: calls.append(name) or (tmp_path / "c.pt", 0.9))
     assert main(["train-classifier", "--dataset", "fmnist", "--epochs", "1"]) == 0
     assert calls == ["fashion"] and json.loads(capsys.readouterr().out)["dataset"] == "fashion"

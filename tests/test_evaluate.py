@@ -8,7 +8,8 @@ import torch
 from conftest import few_components
 
 from ladder.checkpoint import OutputPathError, file_sha256
-from ladder.classifier import LeNetClassifier, save_classifier, weights_hash
+from ladder.classifier import LeNetClassifier
+from ladder.classifier_cache import save_classifier, weights_hash
 from ladder.cli import main
 from ladder.clusters import cluster_statistics
 from ladder.config import preset_config

@@ -8,7 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ladder import classifier as cl
+from ladder.classifier import LeNetClassifier
+from ladder.classifier_cache import load_classifier, save_classifier
 from ladder.experiments import classifiers as batch
 from ladder.experiments.classifiers import (
     ClassifierMismatchError,
@@ -20,7 +21,7 @@ from ladder.experiments.classifiers import (
 
 def _classifier(seed: int, dataset: str = "mnist", cache=None):
     torch.manual_seed(seed)
-    return cl.save_classifier(cl.LeNetClassifier(), dataset, 0.5, cache_dir=cache)
+    return save_classifier(LeNetClassifier(), dataset, 0.5, cache_dir=cache)
 
 
 @pytest.fixture
@@ -59,8 +60,8 @@ def test_a_fresh_machine_installs_the_landed_classifier_instead_of_training(cach
     landed = _classifier(3, cache=tmp_path / "results")  # results/classifiers/mnist-<hash>.pt
     ensure_classifiers({"mnist"}, results_root=tmp_path / "results")
     assert fake_training == []
-    _, meta = cl.load_classifier("mnist")
-    assert meta["weights_hash"] == cl.load_classifier("mnist", path=landed)[1]["weights_hash"]
+    _, meta = load_classifier("mnist")
+    assert meta["weights_hash"] == load_classifier("mnist", path=landed)[1]["weights_hash"]
 
 
 def test_a_cache_that_would_score_with_another_classifier_is_refused(cache, tmp_path):

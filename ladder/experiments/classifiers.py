@@ -1,12 +1,12 @@
 """The evaluation classifiers a batch scores with, one per dataset, shared by every machine.
 
 The Fréchet distances (Table 1, SM Table 1) and the realism of SLP's frames (Fig 5) are measured
-in the feature space of a LeNet the project trains itself (:mod:`ladder.classifier`). Its
-weights depend on the CPU's float rounding and the thread count, so two machines that each train
-one get two feature spaces, and their Fréchet distances do not compare. A batch therefore *lands*
-the classifier it scores with under ``results/classifiers/`` (1 MB each, committed with the
-results), and every later batch, on any machine, installs that one into its cache and scores with
-it.
+in the feature space of a LeNet the project trains itself (:mod:`ladder.classifier`, cached by
+:mod:`ladder.classifier_cache`). Its weights depend on the CPU's float rounding and the thread
+count, so two machines that each train one get two feature spaces, and their Fréchet distances do
+not compare. A batch therefore *lands* the classifier it scores with under
+``results/classifiers/`` (1 MB each, committed with the results), and every later batch, on any
+machine, installs that one into its cache and scores with it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ladder.classifier import (
-    CLASSIFIER_DATASETS,
+from ladder.classifier import CLASSIFIER_DATASETS
+from ladder.classifier_cache import (
     ClassifierNotFoundError,
     classifier_cache_dir,
     load_classifier,
