@@ -56,14 +56,12 @@ def main() -> None:
     sets = image_sets(args.dataset, args.n, args.noise, args.run, args.seed)
     loaded = [load_classifier(args.dataset, path=p) for p in args.classifiers]
     columns = [f"{meta['weights_hash']} ({meta['test_accuracy']:.4f})" for _, meta in loaded]
+    test = sets.pop("test")
+    real = [extract_features(model.features, test) for model, _ in loaded]
     rows = []
     for name, images in sets.items():
-        if name == "test":
-            continue
-        scores = []
-        for model, _ in loaded:
-            real = extract_features(model.features, sets["test"])
-            scores.append(frechet_distance(real, extract_features(model.features, images)))
+        scores = [frechet_distance(features, extract_features(model.features, images))
+                  for features, (model, _) in zip(real, loaded, strict=True)]
         spread = (max(scores) - min(scores)) / min(scores)
         rows.append([name, *(f"{s:.2f}" for s in scores), f"{100 * spread:.1f}%"])
     print(f"FCD against {args.n} {args.dataset} test images, per classifier (weights hash, test "

@@ -41,13 +41,13 @@ __all__ = [
 HASH_LENGTH = 12
 """Hex digits of the SHA-256 weights hash kept in file names and result JSONs."""
 
+
 class ClassifierNotFoundError(FileNotFoundError):
     """No cached classifier for a dataset; the message says which command trains one."""
 
 
 class ClassifierCacheError(ValueError):
     """A cached classifier file is unreadable, or its weights do not match its recorded hash."""
-
 
 
 def weights_hash(model: nn.Module | dict[str, Tensor]) -> str:

@@ -117,8 +117,7 @@ def evaluate_run(
     devices = [torch_device] if torch_device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # leave the caller's random state alone
         data = _evaluate(run_dir, cfg, model, torch_device, started, clock, source=source,
-                         n_test=n_test,
-                         n_samples=n_samples, n_is=n_is, n_nll=n_nll, n_inner=n_inner,
+                         n_test=n_test, n_samples=n_samples, n_is=n_is, n_nll=n_nll, n_inner=n_inner,
                          classifier=classifier, inception_weights=inception_weights, seed=seed,
                          grid=grid, progress=progress)
     validate_evaluation(data)
@@ -236,8 +235,7 @@ def _evaluate(run_dir, cfg, model, torch_device, started, clock, *, source, n_te
     return {
         "schema_version": SCHEMA_VERSION,
         "provenance": _provenance(run_dir, source, cfg, seed, torch_device, started, clock,
-                                  stage_seconds,
-                                  classifier_info, sigma,
+                                  stage_seconds, classifier_info, sigma,
                                   {"n_test": len(test), "n_samples": n_samples, "n_is": n_is,
                                    "n_nll": min(n_nll, len(test)), "n_inner": n_inner}),
         "metrics": metrics,

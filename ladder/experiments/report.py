@@ -221,8 +221,8 @@ def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
     ]
     if spec.note:
         lines.append(f"- {spec.note}")
-    note = classifier_note((str(f.run.parameters.get("dataset")), f.result) for f in used)
-    if spec.scores_images and note:
+    if spec.scores_images and (
+            note := classifier_note((str(f.run.parameters.get("dataset")), f.result) for f in used)):
         lines.append(f"- {note}")
     lines += ["", markdown_table(header, rows)]
     return "\n".join(lines) + "\n"
