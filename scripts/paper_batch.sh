@@ -1,19 +1,29 @@
 #!/bin/bash
 # The paper-scale batch (issue 18) in stages that each give a usable table, resumable, on a CPU.
 #
-#   scripts/paper_batch.sh [SNAPSHOT]   # e.g. nohup scripts/paper_batch.sh > runs/batch-paper.log 2>&1 &
+#   scripts/paper_batch.sh [--jobs N] [SNAPSHOT]   # e.g. nohup scripts/paper_batch.sh > runs/batch-paper.log 2>&1 &
 #
 # It runs from a snapshot of HEAD (a detached git worktree, default ../snap, made anew when HEAD
 # has moved since the last start), so that editing the
 # package while the batch runs changes nothing under it, and writes into this checkout's runs/ and
-# results/. Each stage is `ladder reproduce --scale paper --jobs 2` (two one-thread runs at once:
-# the best packing on two cores, benchmarks/README.md section 7) on a pair of runs, then `ladder
+# results/. Each stage is `ladder reproduce --scale paper --jobs N` on a pair of runs, then `ladder
 # report --scale paper`, which writes results/paper/ and lands each finished run's small files
 # under results/paper/runs/ for you to commit. A stopped batch resumes: finished or landed runs
 # are skipped, an interrupted one resumes from its last epoch's checkpoint (on this machine:
 # runs/ is not committed, so on a new machine an unfinished stage starts again). To stop after
-# the stage that is running, `touch runs/paper-batch.stop`; the next start removes it.
+# the stage (or, with --jobs 1, the run) that is running, `touch runs/paper-batch.stop`; the next
+# start removes it.
+#
+# --jobs 2 (the default) runs a stage's two runs at once, one thread each: the most images per
+# second on two cores (benchmarks/README.md section 7). --jobs 1 runs them one after the other
+# with both threads, so that each finishes sooner: the choice where a pair of one-thread runs
+# outlasts the machine (a 2-core AMD EPYC takes about 4 h for the pair, longer than a session).
 set -euo pipefail
+jobs=2
+if [ "${1:-}" = "--jobs" ]; then
+  jobs=${2:?--jobs needs a number}; shift 2
+fi
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "paper_batch.sh: --jobs takes a positive whole number, not '$jobs'" >&2; exit 2; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 snap=${1:-$here/../snap}
 # a snapshot of this checkout's HEAD: an older one (from an earlier start) is replaced
@@ -21,7 +31,7 @@ if [ -d "$snap" ] && [ "$(git -C "$snap" rev-parse HEAD)" != "$(git -C "$here" r
   git -C "$here" worktree remove --force "$snap"
 fi
 [ -d "$snap" ] || git -C "$here" worktree add -f "$snap" HEAD --detach
-export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=1 PYTHONHASHSEED=0
+export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 )) PYTHONHASHSEED=0
 ladder=$here/.venv/bin/ladder
 # seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first, then
 # seeds 1 and 2 (the verdict needs three per row), then SM Table 2's d_t ablation at seed 0
@@ -37,11 +47,15 @@ stages+=(mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0
 stop=$here/runs/paper-batch.stop
 rm -f "$stop"
 cd "$snap"
+# one run at a time: a stage's runs one by one, each reported (and so landed) as soon as it ends
+if [ "$jobs" = 1 ]; then
+  IFS=, read -r -a stages <<< "$(IFS=,; echo "${stages[*]}")"
+fi
 for only in "${stages[@]}"; do
   [ -e "$stop" ] && { echo "=== $(date -u +%FT%TZ) stopped: $stop exists"; exit 0; }
   echo "=== $(date -u +%FT%TZ) $only"
   # a failed run is reported and left for the next start; the batch goes on to the next stage
-  nice -n 10 "$ladder" reproduce --scale paper --only "$only" --jobs 2 --runs "$here/runs" \
+  nice -n 10 "$ladder" reproduce --scale paper --only "$only" --jobs "$jobs" --runs "$here/runs" \
       --results "$here/results" || echo "=== stage $only did not finish every run"
   (cd "$here" && "$ladder" report --scale paper --runs "$here/runs" --results "$here/results") \
       || echo "=== nothing to report yet"
