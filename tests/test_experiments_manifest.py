@@ -20,10 +20,10 @@ from ladder.experiments.manifest import (
 )
 
 EXPECTED = {  # runs labelled by each experiment, at every scale
-    "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 2,
+    "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 18,
     "ladder-levels": 20, "presets": 20,
 }
-UNIQUE = 50 + 25 + 30 + 1 + 15 + 2 + 10 + 10  # d_t = 2, n_levels = 1, paper preset: shared
+UNIQUE = 50 + 25 + 30 + 1 + 15 + 18 + 10 + 10  # d_t = 2, n_levels = 1, paper preset: shared
 
 
 
@@ -55,8 +55,8 @@ def test_equal_runs_are_shared(manifest):
                                                                        "model.prior_vae.d_t": 4}
     assert override_dict(override_list({"a.b": None, "c.d": [0.9, 0.95], "e.f": "x"})) == {
         "a.b": None, "c.d": [0.9, 0.95], "e.f": "x"}
-    assert runs["fig5-mnist-seed0"].needs == (
-        "mnist-ladder-seed0", "mnist-gmm-seed0", "mnist-normal-seed0")
+    assert runs["fig5-mnist-gmm-seed2"].needs == ("mnist-gmm-seed2",)
+    assert runs["fig5-mnist-gmm-seed2"].parameters["prior"] == "gmm"
 
 
 def _config(run: Run):
@@ -94,8 +94,9 @@ def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
     chosen = select(runs, "mnist-*-seed0")
     assert {r.id for r in chosen} >= {"mnist-normal-seed0", "mnist-ladder-dt2-seed0"}
     assert all(r.id.startswith("mnist-") and r.id.endswith("seed0") for r in chosen)
-    assert [r.id for r in select(runs, "fig5-mnist-*")] == [
-        "mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0", "fig5-mnist-seed0"]
+    assert [r.id for r in select(runs, "fig5-mnist-*-seed0")] == [
+        "mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0", "fig5-mnist-ladder-seed0",
+        "fig5-mnist-gmm-seed0", "fig5-mnist-normal-seed0"]
     assert len(select(runs, "fig2, quick/fig4-*-seed1")) == 4
     with pytest.raises(ManifestError, match="matches no run"):
         select(runs, "nothing-like-this")

@@ -16,6 +16,7 @@ from ladder.experiments.manifest import SCALES, Manifest, load_manifest, select
 from ladder.experiments.runner import (
     LOG_FILE,
     _cores,
+    landed_needs,
     notebook_parameters,
     papermill_executor,
     reproduce,
@@ -154,6 +155,29 @@ def test_a_failed_run_is_not_marked_done_and_blocks_its_dependants(tiny, tmp_pat
     assert done["attempts"] == 2  # the failed attempt's time is counted too
 
 
+def test_a_landed_run_that_an_unfinished_run_needs_is_executed_again(tiny, tmp_path):
+    runs_root, results = tmp_path / "runs", tmp_path / "results"
+    by_id = {r.id: r for r in tiny.runs("quick")}
+    for name in ("a-1-seed0", "a-2-seed0", "a-1-seed1"):  # finished elsewhere: no checkpoint here
+        landed = by_id[name].landed(results)
+        landed.mkdir(parents=True)
+        (landed / RunDir.DONE).write_text("{}")
+    assert landed_needs(list(by_id.values()), {n: run_status(r, runs_root, results)
+                                               for n, r in by_id.items()}) == {
+        "a-1-seed0": "b-seed0", "a-2-seed0": "b-seed0"}
+    lines: list[str] = []
+    executor = FakeExecutor()
+    summary = reproduce("quick", only="b-*,a-1-seed1", runs_root=runs_root, results_root=results,
+                        manifest=tiny, executor=executor, cuda=False, echo=lines.append)
+    order = [name for name, _ in executor.calls]
+    assert sorted(order[:2]) == ["a-1-seed0", "a-2-seed0"] and order[2:] == ["b-seed0"]
+    assert summary.already_done == ["a-1-seed1"]  # landed, and nothing selected needs it
+    assert "again quick/a-2-seed0: b-seed0 loads its model" in "\n".join(lines)
+    assert (runs_root / "quick" / "a-1-seed0" / RunDir.DONE).is_file()
+    # once its dependants are done, a landed run is done again
+    assert landed_needs(list(by_id.values()), {n: "landed" for n in by_id}) == {}
+
+
 def test_the_batch_asks_for_the_classifiers_of_the_datasets_it_scores(manifest, tmp_path):
     asked: list[set[str]] = []
     reproduce("quick", only="fig2,fashion-gmm-seed0", runs_root=tmp_path, manifest=manifest,
@@ -198,8 +222,8 @@ def test_cli_lists_runs_and_reports_nothing_to_report(tmp_path, capsys):
     assert main(["reproduce", "--list", "--only", "fig5-mnist*", "--runs", str(tmp_path),
                  "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "4 runs at scale quick" in out
-    assert "needs mnist-ladder-seed0,mnist-gmm-seed0,mnist-normal-seed0" in out
+    assert "18 runs at scale quick" in out
+    assert "fig5-mnist-gmm-seed1" in out and "needs mnist-gmm-seed1" in out
     assert main(["report", "--scale", "quick", "--runs", str(tmp_path), "--results",
                  str(tmp_path / "r")]) == 2
     assert "no finished runs" in capsys.readouterr().err

@@ -98,17 +98,22 @@ def fake_cluster(monkeypatch):
 
 def test_runs_wait_for_the_runs_they_need_and_for_the_classifier_job(manifest, tmp_path,
                                                                      fake_cluster):
+    landed = tmp_path / "results" / "quick" / "runs" / "mnist-gmm-seed0"  # no checkpoint here
+    landed.mkdir(parents=True)
+    (landed / RunDir.DONE).write_text("{}")
     lines: list[str] = []
-    got = slurm.submit("quick", "fig5-mnist-seed0", tmp_path / "runs", manifest,
+    got = slurm.submit("quick", "fig5-mnist-*-seed0", tmp_path / "runs", manifest,
                        tmp_path / "results", ["cpus_per_task=2"], echo=lines.append)
     by_name = {params["name"]: (params, call) for params, call in FakeExecutor.jobs}
     assert FakeExecutor.jobs[0][0]["name"] == "ladder-classifiers"  # Fig 5 scores its frames
-    needs = ["mnist-ladder-seed0", "mnist-gmm-seed0", "mnist-normal-seed0"]
-    assert set(list(got.submitted)[:3]) == set(needs)  # the needed runs first
-    assert list(got.submitted)[3:] == ["fig5-mnist-seed0"]
-    fig5, _ = by_name["ladder-quick-fig5-mnist-seed0"]
+    needs = ["mnist-normal-seed0", "mnist-gmm-seed0", "mnist-ladder-seed0"]
+    assert list(got.submitted)[:3] == needs  # the needed runs first, the landed one again
+    assert list(got.submitted)[3:] == [f"fig5-{n}" for n in reversed(needs)]
+    assert [by_name[f"ladder-quick-{n}"][1].again for n in needs] == [False, True, False]
+    assert lines[1].startswith("again quick/mnist-gmm-seed0: fig5-mnist-gmm-seed0 loads its model")
+    fig5, _ = by_name["ladder-quick-fig5-mnist-gmm-seed0"]
     assert fig5["slurm_dependency"].removeprefix("afterok:").split(":") == (
-        [got.submitted[n] for n in needs] + ["101"])  # its models and the classifier job
+        [got.submitted["mnist-gmm-seed0"], "101"])  # its model and the classifier job
     assert all(call.threads == 2 for _, call in FakeExecutor.jobs[1:])
     assert "job(s) submitted" in lines[0]
 

@@ -78,6 +78,20 @@ def finished_runs(runs: Sequence[Run], runs_root: str | os.PathLike = "runs",
     return out
 
 
+def first_seeds(finished: Sequence[Finished], experiment: str) -> list[Finished]:
+    """The runs of ``experiment`` with the lowest seed that finished among those that share
+    their other grid labels: the runs whose figures the report shows."""
+    first: dict[str, Finished] = {}
+    for f in finished:
+        labels = f.run.labels.get(experiment)
+        if labels is None:
+            continue
+        key = json.dumps({k: v for k, v in labels.items() if k != "seed"}, sort_keys=True)
+        if key not in first or labels.get("seed", 0) < first[key].run.labels[experiment].get("seed", 0):
+            first[key] = f
+    return list(first.values())
+
+
 def land(finished: Sequence[Finished], results_root: str | os.PathLike) -> list[Path]:
     """Copy the small text files of each run finished in its run folder (:attr:`RunDir.SMALL_TEXT`
     and its JSON outputs; no checkpoint, notebook or image) to ``results/<scale>/runs/<id>/``."""
@@ -298,10 +312,8 @@ def report(
         files.append(["[fig5_slp.md](fig5_slp.md)", "Fig 5: SLP against SP", str(len(slp[2]))])
     figures = out_dir / "figures"
     for exp, pattern, target in FIGURES:
-        for f in finished:
-            labels = f.run.labels.get(exp)
-            if labels is None or labels.get("seed", 0) != 0:
-                continue
+        for f in first_seeds(finished, exp):
+            labels = f.run.labels[exp]
             copied = []
             for src in sorted(f.folder.glob(pattern)):
                 figures.mkdir(exist_ok=True)

@@ -21,7 +21,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,26 @@ def run_status(run: Run, runs_root: str | os.PathLike,
     if RunDir(run.landed(results_root)).done.is_file():
         return "landed"
     return "interrupted" if folder.exists() else "new"
+
+
+def landed_needs(runs: Sequence[Run], status: Mapping[str, str]) -> dict[str, str]:
+    """The landed runs among ``runs`` that an unfinished run of ``runs`` needs, each with the
+    first run that needs it. A run that needs another loads its trained model from the run
+    folder, and a landed copy holds only the small files, so such a run is executed again."""
+    again: dict[str, str] = {}
+    for run in runs:
+        if status[run.id] in ("done", "landed"):
+            continue
+        for need in run.needs:
+            if status.get(need) == "landed":
+                again.setdefault(need, run.id)
+    return again
+
+
+def again_note(scale: str, run_id: str, needed_by: str) -> str:
+    """The line that says why a landed run is executed again (:func:`landed_needs`)."""
+    return (f"again {scale}/{run_id}: {needed_by} loads its model, and its landed copy keeps no "
+            "checkpoint")
 
 
 def cuda_available() -> bool:
@@ -212,10 +232,11 @@ def reproduce(
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a shared machine's cap
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     spec = manifest.scale(scale)
+    status = {run.id: run_status(run, runs_root, results_root) for run in runs}
+    rerun = landed_needs(runs, status)
     pending: list[Run] = []
     for run in runs:
-        status = run_status(run, runs_root, results_root)
-        if status in ("done", "landed"):
+        if status[run.id] == "done" or (status[run.id] == "landed" and run.id not in rerun):
             summary.already_done.append(run.id)
         elif run.requires == "cuda" and not cuda:
             summary.skipped[run.id] = (
@@ -228,6 +249,8 @@ def reproduce(
         f"thread(s); runs in {runs_root / scale}")
     for run_id, reason in summary.skipped.items():
         say(f"skip {scale}/{run_id}: {reason}")
+    for run_id, needed_by in rerun.items():
+        say(again_note(scale, run_id, needed_by))
     if scale == "paper" and not cuda and pending:
         say("note: the paper scale is meant for a GPU; on this CPU a run takes hours")
     if classifiers is not None and pending:

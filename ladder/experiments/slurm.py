@@ -51,7 +51,14 @@ from ladder.experiments.manifest import (
     select,
     training_overrides,
 )
-from ladder.experiments.runner import LOG_FILE, execute_run, papermill_executor, run_status
+from ladder.experiments.runner import (
+    LOG_FILE,
+    again_note,
+    execute_run,
+    landed_needs,
+    papermill_executor,
+    run_status,
+)
 from ladder.runs import RunDir
 
 #: SLURM job states (squeue's %T) by what they mean for a run.
@@ -122,9 +129,11 @@ class RunJob:
     results_root: Path
     threads: int
     processes: int = 1
+    again: bool = False  # landed, but a run that needs it loads its model (runner.landed_needs)
 
     def __call__(self) -> str:
-        if run_status(self.run, self.runs_root, self.results_root) in ("done", "landed"):
+        status = run_status(self.run, self.runs_root, self.results_root)
+        if status == "done" or (status == "landed" and not self.again):
             return f"{self.run.name} was already done"
         if self.processes > 1 and self.run.notebook in DATA_PARALLEL_NOTEBOOKS:
             self.train_data_parallel()
@@ -204,8 +213,11 @@ def submit(
     summary = Submission(scale)
     jobs: dict[str, str] = {}  # run id -> the job that will finish it
     to_submit: list[Run] = []
-    for run in _needs_first(select(manifest.runs(scale), only)):
-        if run_status(run, runs_root, results_root) in ("done", "landed"):
+    runs = _needs_first(select(manifest.runs(scale), only))
+    status = {run.id: run_status(run, runs_root, results_root) for run in runs}
+    again = landed_needs(runs, status)
+    for run in runs:
+        if status[run.id] == "done" or (status[run.id] == "landed" and run.id not in again):
             summary.done.append(run.id)
             continue
         job_id = recorded_job(run.directory(runs_root))
@@ -227,13 +239,15 @@ def submit(
         if classifier_job and run in classifier_job[1]:
             after.append(classifier_job[0])
         jobs[run.id] = summary.submitted[run.id] = _submit_run(
-            run, manifest, runs_root, results_root, resources, after)
+            run, manifest, runs_root, results_root, resources, after, run.id in again)
     echo(f"reproduce {scale} on SLURM: {len(summary.submitted)} job(s) submitted, "
          f"{len(summary.in_queue)} already queued or running, {len(summary.done)} done, "
          f"{len(summary.skipped)} skipped; `ladder reproduce --scale {scale} --status` follows "
          "them")
     for run_id, reason in summary.skipped.items():
         echo(f"skip {scale}/{run_id}: {reason}")
+    for run_id in [r for r in summary.submitted if r in again]:
+        echo(again_note(scale, run_id, again[run_id]))
     return summary
 
 
@@ -267,13 +281,13 @@ def _executor(folder: Path, parameters: dict[str, Any]) -> Any:
 
 
 def _submit_run(run: Run, manifest: Manifest, runs_root: Path, results_root: Path,
-                resources: dict[str, Any], after: list[str]) -> str:
+                resources: dict[str, Any], after: list[str], again: bool) -> str:
     folder = RunDir(run.directory(runs_root))
     folder.path.mkdir(parents=True, exist_ok=True)
     parameters = submitit_parameters(resources, f"ladder-{run.scale}-{run.id}", after)
     job = _executor(folder.slurm_logs, parameters).submit(
         RunJob(run, manifest.path.resolve(), runs_root, results_root,
-               int(resources.get("cpus_per_task", 1)), resources["processes"]))
+               int(resources.get("cpus_per_task", 1)), resources["processes"], again))
     record = {"job_id": job.job_id, "submitted": _dt.datetime.now().isoformat(timespec="seconds"),
               "resources": resources, "after": after, "logs": str(folder.slurm_logs)}
     atomic_write(folder.slurm_job, json.dumps(record, indent=2) + "\n")

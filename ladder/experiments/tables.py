@@ -141,11 +141,12 @@ TABLES: tuple[TableSpec, ...] = (
 )
 
 #: Figures the report copies into ``results/<scale>/figures/``: (experiment, file pattern in the
-#: run folder, destination name from the run's grid labels and the file's ``stem``), seed 0 only.
+#: run folder, destination name from the run's grid labels and the file's ``stem``), from the
+#: lowest seed that finished.
 FIGURES: tuple[tuple[str, str, str], ...] = (
     ("fig2", "fig2.png", "fig2_frozen_latent_{dataset}.png"),
     ("fig4", "fig4.png", "fig4_clusters_{dataset}_{prior}.png"),
-    ("fig5", "fig5*.png", "{stem}_{dataset}.png"),
+    ("fig5", "fig5*.png", "{stem}_{dataset}_{prior}.png"),
     ("tables", "evaluation-samples.png", "samples_{dataset}_{prior}.png"),
     ("celeba", "evaluation-samples.png", "samples_{dataset}_{prior}.png"),
 )
