@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ladder.config import preset_config
 from ladder.experiments.manifest import Run
-from ladder.experiments.report import report, report_folders
+from ladder.experiments.report import Finished, first_seeds, report, report_folders
 from ladder.experiments.runner import run_status
 from ladder.runs import RunDir
 
@@ -150,3 +152,21 @@ def test_the_committed_tables_regenerate_unchanged_from_the_landed_runs(scale, t
     report(scale, tmp_path / "no-runs", tmp_path, echo=lambda _: None)
     for path in sorted(committed.glob("*.*")):
         assert (tmp_path / scale / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ladder", "gmm", "normal"]), st.integers(0, 4)),
+                unique=True))
+def test_the_figures_come_from_the_lowest_seed_that_finished(finished_runs):
+    finished = [Finished(Run(id=f"fig5-mnist-{prior}-seed{seed}", scale="quick",
+                             notebook="fig5_slp.ipynb", parameters={}, outputs=("fig5.json",),
+                             labels={"fig5": {"dataset": "mnist", "prior": prior, "seed": seed}}),
+                         Path("."), {}, {})
+                for prior, seed in finished_runs]
+    chosen = {f.run.labels["fig5"]["prior"]: f.run.labels["fig5"]["seed"]
+              for f in first_seeds(finished, "fig5")}
+    lowest: dict[str, int] = {}
+    for prior, seed in finished_runs:
+        lowest[prior] = min(seed, lowest.get(prior, seed))
+    assert chosen == lowest
+    assert first_seeds(finished, "tables") == []

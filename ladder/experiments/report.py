@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config_yaml import flat_settings
+from ladder.experiments import slp_table
 from ladder.experiments.classifiers import classifier_note
 from ladder.experiments.manifest import Manifest, Run, Scale, load_manifest
 from ladder.experiments.paper import paper_value
 from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
 from ladder.markdown import (
     format_duration,
-    format_fraction,
     format_mean_std,
-    format_with_error,
     markdown_table,
     mean_std,
 )
@@ -242,35 +241,24 @@ def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
     return "\n".join(lines) + "\n"
 
 
-def _slp_table(finished: Sequence[Finished], scale: Scale) -> tuple[str, str, list[str]] | None:
-    """Fig 5's SLP-against-SP table (one model per row and metric) from the fig5 runs."""
-    runs = [f for f in finished if "fig5" in f.run.labels]
+def _slp_table(finished: Sequence[Finished], planned: Sequence[Run], scale: Scale
+               ) -> tuple[str, str, list[str]] | None:
+    """Fig 5's SLP-against-SP table (:mod:`ladder.experiments.slp_table`) from the fig5 runs."""
+    runs = [f for f in finished if slp_table.EXPERIMENT in f.run.labels]
     if not runs:
         return None
-    header = ["run", "model", "space", "metric", "better", "SLP", "SP", "SLP - SP", "SLP better",
-              "pairs"]
-    md_rows, csv_rows = [], []
-    for f in runs:
-        for row in f.result.get("rows", []):
-            cells = [f.run.id, row["model"], row["space"], row["metric"], row["better"],
-                     *(format_with_error(row[k], row.get(f"{k}_se"))
-                       for k in ("slp", "sp", "diff")),
-                     format_fraction(row.get("slp_better")), str(row.get("n_pairs", ""))]
-            md_rows.append(cells)
-            csv_rows.append({**dict(zip(header, cells, strict=True)), **{
-                k: row.get(k) for k in ("slp", "slp_se", "sp", "sp_se", "diff", "diff_se",
-                                        "slp_better")}})
+    md_rows, csv_rows, cited = slp_table.slp_rows([(f.run, f.result) for f in runs], planned)
     spec = TableSpec("fig5_slp", "Fig 5: shortest likely path (SLP) against the straight line "
-                     "(SP) over random test pairs", ("fig5",), (), (),
-                     "Per-pair metrics: mean ± standard error over pairs (SLP - SP paired); "
-                     "fcd: distance ± bootstrap error over pairs. Figures: "
-                     "figures/fig5_*.png.")
-    md = _markdown(spec, header, md_rows, runs, _scale_source(scale))
+                     "(SP) over random test pairs", (slp_table.EXPERIMENT,), (), (),
+                     "Each run scores its model on the same random test pairs (the seed picks "
+                     "them); `SLP better`: the share of pairs where SLP wins, its range over "
+                     "seeds. Figures: figures/fig5_*.png (the lowest seed that finished).")
+    md = _markdown(spec, slp_table.HEADER, md_rows, runs, _scale_source(scale))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(csv_rows)
-    return md, buffer.getvalue(), [f.run.id for f in runs]
+    return md, buffer.getvalue(), cited
 
 
 def report(
@@ -306,7 +294,7 @@ def report(
         written += _write_pair(out_dir, table_spec.name, table.markdown, table.csv)
         files.append([f"[{table_spec.name}.md]({table_spec.name}.md)", table_spec.title,
                       str(len(table.runs))])
-    slp = _slp_table(finished, spec)
+    slp = _slp_table(finished, planned, spec)
     if slp is not None:
         written += _write_pair(out_dir, "fig5_slp", slp[0], slp[1])
         files.append(["[fig5_slp.md](fig5_slp.md)", "Fig 5: SLP against SP", str(len(slp[2]))])
