@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config_yaml import flat_settings
-from ladder.experiments import slp_table
 from ladder.experiments.classifiers import classifier_note
 from ladder.experiments.manifest import Manifest, Run, Scale, load_manifest
 from ladder.experiments.paper import paper_value
+from ladder.experiments.slp_table import EXPERIMENT as SLP_EXPERIMENT
+from ladder.experiments.slp_table import HEADER as SLP_HEADER
+from ladder.experiments.slp_table import slp_rows
 from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
 from ladder.markdown import (
     format_duration,
@@ -244,16 +246,16 @@ def _markdown(spec: TableSpec, header: list[str], rows: list[list[str]],
 def _slp_table(finished: Sequence[Finished], planned: Sequence[Run], scale: Scale
                ) -> tuple[str, str, list[str]] | None:
     """Fig 5's SLP-against-SP table (:mod:`ladder.experiments.slp_table`) from the fig5 runs."""
-    runs = [f for f in finished if slp_table.EXPERIMENT in f.run.labels]
+    runs = [f for f in finished if SLP_EXPERIMENT in f.run.labels]
     if not runs:
         return None
-    md_rows, csv_rows, cited = slp_table.slp_rows([(f.run, f.result) for f in runs], planned)
+    md_rows, csv_rows, cited = slp_rows([(f.run, f.result) for f in runs], planned)
     spec = TableSpec("fig5_slp", "Fig 5: shortest likely path (SLP) against the straight line "
-                     "(SP) over random test pairs", (slp_table.EXPERIMENT,), (), (),
+                     "(SP) over random test pairs", (SLP_EXPERIMENT,), (), (),
                      "Each run scores its model on the same random test pairs (the seed picks "
                      "them); `SLP better`: the share of pairs where SLP wins, its range over "
                      "seeds. Figures: figures/fig5_*.png (the lowest seed that finished).")
-    md = _markdown(spec, slp_table.HEADER, md_rows, runs, _scale_source(scale))
+    md = _markdown(spec, SLP_HEADER, md_rows, runs, _scale_source(scale))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]), lineterminator="\n")
     writer.writeheader()
