@@ -25,9 +25,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ladder.autoencoder import build_autoencoder
 from ladder.config import ModelConfig
 from ladder.likelihoods import LaplaceLikelihood
-from ladder.nets import build_autoencoder
 from ladder.prior_registry import build_prior
 from ladder.priors import (
     Prior,

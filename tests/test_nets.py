@@ -10,18 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from ladder.autoencoder import build_autoencoder
 from ladder.nets import (
-    CelebAEncoder,
     Conv2dSame,
     GaussianMLPEncoder,
     MLPDecoder,
     MnistDecoder,
     MnistEncoder,
-    StyleDecoder,
-    StyleModule,
     SymmetricPad2d,
     activation_layer,
-    build_autoencoder,
 )
 
 
@@ -126,28 +123,6 @@ def test_glorot_init_and_zero_bias():
     assert all((m.bias == 0).all() for m in enc.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
 
 
-def test_celeba_nets_at_128():
-    torch.manual_seed(0)
-    enc, dec = build_autoencoder("celeba", 32)
-    assert isinstance(enc, CelebAEncoder) and isinstance(dec, StyleDecoder)
-    assert [b.conv.out_channels for b in dec.blocks] == [512, 512, 512, 256, 256, 128, 128]
-    assert [b.size for b in dec.blocks] == [2, 4, 8, 16, 32, 64, 128]
-    assert sum(isinstance(m, nn.Linear) for m in dec.mapping) == 8
-    x = torch.rand(2, 3, 128, 128).to(memory_format=torch.channels_last)
-    with torch.no_grad():
-        mu, std = enc(x)
-        assert mu.shape == std.shape == (2, 32) and (std >= 1e-3).all()
-        assert dec(mu).shape == (2, 3, 128, 128)
-
-
-def test_style_module_formula():
-    style = StyleModule(4, 3)
-    x, w = torch.randn(2, 3, 5, 5), torch.randn(2, 4)
-    s = style.fc(w)
-    want = x * (s[:, :3, None, None] + 1) + s[:, 3:, None, None]
-    assert torch.allclose(style(x, w), want)
-
-
 def test_prior_mlps():
     enc = GaussianMLPEncoder(16, 2, hidden=32, n_layers=3, std_floor=1e-3)
     dec = MLPDecoder(2, 16, hidden=32, n_layers=5)
@@ -176,7 +151,7 @@ def test_nets_follow_the_device():
 def test_networks_hand_back_float32_under_bf16_autocast():
     """train.precision = bf16: the matrix products run in bf16 inside, but every network's output
     is float32 (so no density is computed in bf16) and close to its float32 output. The CelebA
-    decoder is left out: it hands back through the same _decode_flat as the MNIST decoder, and a
+    decoder is left out: it hands back through the same decode_flat as the MNIST decoder, and a
     bf16 decode of one 128 px image takes ~45 s on a CPU without native bf16 (AVX2)."""
     torch.manual_seed(0)
     celeba_encoder, _ = build_autoencoder("celeba", 8)
