@@ -31,7 +31,7 @@ if [ -d "$snap" ] && [ "$(git -C "$snap" rev-parse HEAD)" != "$(git -C "$here" r
   git -C "$here" worktree remove --force "$snap"
 fi
 [ -d "$snap" ] || git -C "$here" worktree add -f "$snap" HEAD --detach
-export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap OMP_NUM_THREADS=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 )) PYTHONHASHSEED=0
+export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap PYTHONHASHSEED=0
 ladder=$here/.venv/bin/ladder
 # seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first, then
 # Fig 2's shared frozen latent, then seeds 1 and 2 (the verdict needs three per row), then SM

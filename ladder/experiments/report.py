@@ -83,13 +83,11 @@ def first_seeds(finished: Sequence[Finished], experiment: str) -> list[Finished]
     """The runs of ``experiment`` with the lowest seed that finished among those that share
     their other grid labels: the runs whose figures the report shows."""
     first: dict[str, Finished] = {}
-    for f in finished:
-        labels = f.run.labels.get(experiment)
-        if labels is None:
-            continue
-        key = json.dumps({k: v for k, v in labels.items() if k != "seed"}, sort_keys=True)
-        if key not in first or labels.get("seed", 0) < first[key].run.labels[experiment].get("seed", 0):
-            first[key] = f
+    runs = [f for f in finished if experiment in f.run.labels]
+    for f in sorted(runs, key=lambda f: f.run.labels[experiment].get("seed", 0)):
+        labels = f.run.labels[experiment]
+        first.setdefault(json.dumps({k: v for k, v in labels.items() if k != "seed"},
+                                    sort_keys=True), f)
     return list(first.values())
 
 

@@ -73,6 +73,16 @@ def landed_needs(runs: Sequence[Run], status: Mapping[str, str]) -> dict[str, st
     return again
 
 
+def batch_status(runs: Sequence[Run], runs_root: str | os.PathLike,
+                 results_root: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:
+    """Each run's :func:`run_status`, except that a landed run an unfinished run needs is
+    ``"again"`` (:func:`landed_needs`); and, for each such run, the first run that needs it."""
+    status = {run.id: run_status(run, runs_root, results_root) for run in runs}
+    again = landed_needs(runs, status)
+    status.update(dict.fromkeys(again, "again"))
+    return status, again
+
+
 def again_note(scale: str, run_id: str, needed_by: str) -> str:
     """The line that says why a landed run is executed again (:func:`landed_needs`)."""
     return (f"again {scale}/{run_id}: {needed_by} loads its model, and its landed copy keeps no "
@@ -232,11 +242,10 @@ def reproduce(
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a shared machine's cap
         threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     spec = manifest.scale(scale)
-    status = {run.id: run_status(run, runs_root, results_root) for run in runs}
-    rerun = landed_needs(runs, status)
+    status, rerun = batch_status(runs, runs_root, results_root)
     pending: list[Run] = []
     for run in runs:
-        if status[run.id] == "done" or (status[run.id] == "landed" and run.id not in rerun):
+        if status[run.id] in ("done", "landed"):
             summary.already_done.append(run.id)
         elif run.requires == "cuda" and not cuda:
             summary.skipped[run.id] = (

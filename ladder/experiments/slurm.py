@@ -54,8 +54,8 @@ from ladder.experiments.manifest import (
 from ladder.experiments.runner import (
     LOG_FILE,
     again_note,
+    batch_status,
     execute_run,
-    landed_needs,
     papermill_executor,
     run_status,
 )
@@ -214,10 +214,9 @@ def submit(
     jobs: dict[str, str] = {}  # run id -> the job that will finish it
     to_submit: list[Run] = []
     runs = _needs_first(select(manifest.runs(scale), only))
-    status = {run.id: run_status(run, runs_root, results_root) for run in runs}
-    again = landed_needs(runs, status)
+    status, again = batch_status(runs, runs_root, results_root)
     for run in runs:
-        if status[run.id] == "done" or (status[run.id] == "landed" and run.id not in again):
+        if status[run.id] in ("done", "landed"):
             summary.done.append(run.id)
             continue
         job_id = recorded_job(run.directory(runs_root))
