@@ -4,8 +4,9 @@
 sampling, so it never touches a random generator):
 
 * the data VAE's latent: active dimensions of z (Burda et al. 2016: Cov_x(E_q(z|x)[z]) > 0.01),
-  KL(q(z|x) || N(0, I)) per dimension averaged over the images (nats a dimension carries), and the
-  share of posterior std entries sitting on the ``std_floor`` of SM E's ``ReLU(FC) + floor`` head;
+  KL(q(z|x) || N(0, I)) per dimension averaged over the images (nats a dimension carries), the
+  median posterior std and the share of its entries sitting on the ``std_floor`` of SM E's
+  ``ReLU(FC) + floor`` head;
 * the decoder at the posterior mean: dead outputs, the pixels whose unclamped output is <= 0 for
   every image although some image has ink there (under a ReLU output and the L1 likelihood such a
   pixel has no gradient; results/stall/README.md), with the share of the images' ink they hold (a
@@ -14,7 +15,7 @@ sampling, so it never touches a random generator):
   all-black image (a model that stalled at black has the same);
 * the prior's own diagnostics (``Prior.diagnostics``), prefixed ``prior_``: active dimensions of t
   and its floor share for the prior-VAE levels, active components of the DP-GMM and the GMM prior,
-  the VampPrior's pseudo-input range.
+  the VampPrior's pseudo-input range and the width of their posteriors.
 
 :func:`findings` turns them into sentences for the trainer's warnings and ``ladder diagnose``.
 """
@@ -72,6 +73,7 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         "z_activity": mu.double().var(0, correction=0).tolist(),
         "kl_per_dim": kl.tolist(),
         "kl": float(kl.sum()),
+        "std_median": float(std.median()),
         "floor_share": floor_share(std, model.encoder.head.std_floor),
         "dead_outputs": int(dead.sum()),
         "dead_share": float(dead.sum()) / pixels,

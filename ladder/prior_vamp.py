@@ -121,6 +121,10 @@ class VampPrior(MixturePrior):
     @torch.no_grad()
     def diagnostics(self, z: Tensor) -> dict[str, Any]:
         """The pseudo-inputs' pixel range (images lie in [0, 1]; ``model.vamp.init = random`` starts
-        them as N(0, 1) noise, which collapsed the VampPrior: results/stall/README.md)."""
+        them as N(0, 1) noise, which collapsed the VampPrior: results/stall/README.md), and the
+        width of their posteriors, the mixture's components: their median std, to set beside the
+        images' own (``std_median`` of :func:`ladder.diagnose.diagnose`)."""
         pseudo = self.pseudo_images().detach()
-        return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max())}
+        _, std = self.encoder(pseudo)
+        return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max()),
+                "pseudo_std_median": float(std.median())}

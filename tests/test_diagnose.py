@@ -72,6 +72,7 @@ def test_a_collapsed_encoder_is_flagged_and_a_used_one_is_not():
     good, bad = (diagnose(_pixel_model(d), x) for x in (used, collapsed))
     assert good["active_z"] == d and not good["collapsed"]
     assert good["floor_share"] == 1.0  # std = |0| + floor
+    assert good["std_median"] == pytest.approx(1e-3) and bad["std_median"] == pytest.approx(1 + 1e-3)
     assert bad["active_z"] == 0 and bad["collapsed"] and bad["floor_share"] == 0.0
     assert any("no dimension of z is active" in f for f in findings(bad, "relu"))
     assert not findings(good, "relu")

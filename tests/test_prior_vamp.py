@@ -57,3 +57,16 @@ def test_vamp_sigmoid_pseudo_inputs_stay_in_the_image_range_and_start_at_images(
     assert prior.pseudo_inputs.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="constrain"):
         VampPrior(encoder, 3, (1, 3, 4), constrain="tanh")
+
+
+def test_vamp_diagnostics_give_the_median_width_of_the_pseudo_inputs_posteriors():
+    torch.manual_seed(0)
+    encoder = GaussianMLPEncoder(12, 3, hidden=16, n_layers=1)
+    prior = VampPrior(lambda u: encoder(u.flatten(1)), 3, (1, 3, 4), n_components=5, n_mc=8)
+    with torch.no_grad():
+        _, std = encoder(prior.pseudo_inputs.flatten(1))
+    found = prior.diagnostics(torch.zeros(4, 3))
+    assert found["pseudo_std_median"] == pytest.approx(float(std.median()))
+    with torch.no_grad():  # a std head that is dead for every input: every std on the floor
+        encoder.head.pre_std.bias.fill_(-1e3)
+    assert prior.diagnostics(torch.zeros(4, 3))["pseudo_std_median"] == pytest.approx(1e-3)
