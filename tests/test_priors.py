@@ -78,11 +78,14 @@ def test_gmm_and_vamp_diagnostics():
     gmm.weights.copy_(torch.tensor([0.97, 0.02, 0.005, 0.005]))  # 1 / (10 K) = 0.025
     assert gmm.diagnostics(torch.zeros(3, 2)) == {"active_components": 1}
     assert NormalPrior(2).diagnostics(torch.zeros(3, 2)) == {}
-    vamp = VampPrior(GaussianMLPEncoder(4, 2, hidden=8, n_layers=1), 2, (1, 2, 2), n_components=3)
+    encoder = GaussianMLPEncoder(4, 2, hidden=8, n_layers=1)
+    vamp = VampPrior(lambda u: encoder(u.flatten(1)), 2, (1, 2, 2), n_components=3)
     with torch.no_grad():
         vamp.pseudo_inputs.copy_(torch.linspace(-0.5, 1.5, 12).view(3, 1, 2, 2))
     found = vamp.diagnostics(torch.zeros(3, 2))
-    assert found == {"pseudo_input_min": -0.5, "pseudo_input_max": 1.5}
+    assert set(found) == {"pseudo_input_min", "pseudo_input_max", "pseudo_std_median"}
+    assert (found["pseudo_input_min"], found["pseudo_input_max"]) == (-0.5, 1.5)
+    assert found["pseudo_std_median"] >= 1e-3  # the encoder's floor
 
 
 @settings(max_examples=15, deadline=None)
