@@ -95,9 +95,13 @@ class VampPrior(MixturePrior):
             chosen = torch.logit(chosen.clamp(PIXEL_CLAMP, 1 - PIXEL_CLAMP))
         self.pseudo_inputs.copy_(chosen)
 
+    def encoded_pseudo_inputs(self) -> tuple[Tensor, Tensor]:
+        """(mu_k, std_k) of q(z | u_k) for every pseudo-input: the mixture's components."""
+        return self.encoder(self.pseudo_images())
+
     def torch_mixture(self) -> MixtureSameFamily:
         """The mixture of the encoded pseudo-inputs' posteriors."""
-        mu, std = self.encoder(self.pseudo_images())
+        mu, std = self.encoded_pseudo_inputs()
         logits = torch.zeros(mu.shape[0], device=mu.device, dtype=mu.dtype)
         return MixtureSameFamily(Categorical(logits=logits, validate_args=False),
                                  Independent(TorchNormal(mu, std, validate_args=False), 1,
@@ -110,12 +114,12 @@ class VampPrior(MixturePrior):
         return gaussian_mixture_log_prob(z, log_weights, mu, std)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        return self._log_prob_encoded(z, *self.encoder(self.pseudo_images()))
+        return self._log_prob_encoded(z, *self.encoded_pseudo_inputs())
 
     def cross_entropy(self, mu: Tensor, std: Tensor, z: Tensor) -> Tensor:
         """The Monte Carlo estimate of :class:`MonteCarloPrior`, with the pseudo-inputs encoded
         once for all ``n_mc`` samples."""
-        encoded = self.encoder(self.pseudo_images())
+        encoded = self.encoded_pseudo_inputs()
         return self._log_prob_encoded(reparameterise(mu, std, self.n_mc), *encoded).mean(0)
 
     @torch.no_grad()
@@ -125,6 +129,6 @@ class VampPrior(MixturePrior):
         width of their posteriors, the mixture's components: their median std, to set beside the
         images' own (``std_median`` of :func:`ladder.diagnose.diagnose`)."""
         pseudo = self.pseudo_images().detach()
-        _, std = self.encoder(pseudo)
+        _, std = self.encoded_pseudo_inputs()
         return {"pseudo_input_min": float(pseudo.min()), "pseudo_input_max": float(pseudo.max()),
                 "pseudo_std_median": float(std.median())}
