@@ -17,10 +17,12 @@ def build_autoencoder(
     output_activation: str | None = None,
     std_floor: float = 1e-3,
     output_slope: float = OUTPUT_SLOPE,
+    std_activation: str = "relu",
 ) -> tuple[nn.Module, nn.Module]:
     """(encoder, decoder) of the data VAE for ``dataset`` ("mnist", "fashion": SM E.1; "celeba":
     SM E.2). ``None`` activations take the paper's choice (:data:`ladder.nets.PAPER_ACTIVATIONS`);
-    ``output_slope`` is the slope of a "leaky_relu" output unit."""
+    ``output_slope`` is the slope of a "leaky_relu" output unit, and of the encoder's std head
+    below 0 where ``std_activation`` is "relu_leaky_grad" (:class:`ladder.nets.GaussianHead`)."""
     if dataset not in PAPER_ACTIVATIONS:
         raise ValueError(
             f"unknown dataset {dataset!r}; use a canonical name ({', '.join(PAPER_ACTIVATIONS)}), "
@@ -37,12 +39,13 @@ def build_autoencoder(
         raise ValueError(
             f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}"
         )
+    head = {"std_floor": std_floor, "std_activation": std_activation, "slope": output_slope}
     if dataset == "celeba":
         return (
-            CelebAEncoder(d_z, activation, std_floor),
+            CelebAEncoder(d_z, activation, **head),
             StyleDecoder(d_z, activation, output_activation, output_slope=output_slope),
         )
     return (
-        MnistEncoder(d_z, activation, std_floor),
+        MnistEncoder(d_z, activation, **head),
         MnistDecoder(d_z, activation, output_activation, output_slope),
     )

@@ -75,6 +75,9 @@ class ModelConfig:
     output_activation: str = "relu_leaky_grad"
     output_slope: float = 0.05  # slope below 0 of leaky_relu, relu_leaky_grad (ours)
     std_floor: float = 1e-3  # posterior std = ReLU(FC) + floor, also the prior VAE's (reference)
+    # the data encoder's std head: relu (SM E, reference) | relu_leaky_grad (ours: an entry on the
+    # floor keeps a gradient of slope output_slope; beyond the paper, the vamp-std-head study)
+    std_activation: str = "relu"
     sigma_mode: str = "mae"  # Laplace scale: mae (its maximiser, SM C) | learned | batch_mae (ref.)
     sigma_init: float = 0.5
     n_mc: int = 100  # Monte Carlo samples for the prior term (reference code: 100)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ACTIVATIONS = ("relu", "leaky_relu")  # hidden units of the data nets (ladder.nets)
 OUTPUT_ACTIVATIONS = ("sigmoid", "relu", "linear", "leaky_relu", "relu_leaky_grad")
+STD_ACTIVATIONS = ("relu", "relu_leaky_grad")  # the data encoder's std head (ladder.nets)
 
 DATASETS = ("mnist", "fashion", "celeba")
 PRIORS = ("normal", "gmm", "vamp", "hierarchical", "ladder")
@@ -51,6 +52,7 @@ _CHOICES = {
     "model.prior": PRIORS,
     "model.activation": ACTIVATIONS,
     "model.output_activation": OUTPUT_ACTIVATIONS,
+    "model.std_activation": STD_ACTIVATIONS,
     "model.sigma_mode": ("mae", "learned", "batch_mae"),
     "model.prior_vae.scale_mode": ("learned", "clamped", "closed_form"),
     "model.dpgmm.train_kind": ("bound", "plugin"),

@@ -117,7 +117,8 @@ def build_model(cfg: ModelConfig, dataset: str, image_shape: tuple[int, int, int
     """The data VAE of SM E for ``dataset`` with the configured likelihood and prior."""
     torch.manual_seed(seed)
     encoder, decoder = build_autoencoder(
-        dataset, cfg.d_z, cfg.activation, cfg.output_activation, cfg.std_floor, cfg.output_slope
+        dataset, cfg.d_z, cfg.activation, cfg.output_activation, cfg.std_floor, cfg.output_slope,
+        cfg.std_activation,
     )
     likelihood = LaplaceLikelihood(cfg.sigma_mode, cfg.sigma_init)
     prior = build_prior(cfg, encoder, image_shape, seed)

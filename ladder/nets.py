@@ -10,7 +10,8 @@ an option selects: ``activation`` "relu" (SM E.1) or "leaky_relu" (slope 0.2, re
 ``output_activation`` "sigmoid" (SM E.1) / "relu" (reference MNIST) / "linear" (reference CelebA;
 the paper is silent) / "leaky_relu" with its own ``output_slope`` (ours: under the L1 likelihood a
 ReLU output that is negative for every image has no gradient and stays dead) / "relu_leaky_grad"
-(ours: the ReLU's values with the leaky unit's gradient, so a dead output revives); ``std_floor``.
+(ours: the ReLU's values with the leaky unit's gradient, so a dead output revives); ``std_floor``;
+``std_activation`` of the encoder's std head, "relu" (SM E) or "relu_leaky_grad" (ours).
 All modules accept ``channels_last`` inputs and run on any device.
 """
 
@@ -22,6 +23,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ladder.config_checks import STD_ACTIVATIONS
 
 LEAKY_SLOPE = 0.2  # TF's leaky_relu default, used throughout the reference code (PyTorch's is 0.01)
 OUTPUT_SLOPE = 0.05  # the leaky output unit's slope below 0
@@ -121,18 +124,26 @@ class Conv2dSame(nn.Conv2d):
 
 class GaussianHead(nn.Module):
     """The posterior heads: ``mu = FC(h)``, ``std = ReLU(FC(h)) + std_floor`` (SM E; the floor is
-    the reference code's ``latent_variance_precision`` = 1e-3, a standard deviation)."""
+    the reference code's ``latent_variance_precision`` = 1e-3, a standard deviation).
+    ``std_activation = "relu_leaky_grad"`` (ours) keeps those values but gives an entry on the
+    floor the gradient ``slope``, so that it can leave the floor again (:class:`LeakyGradReLU`)."""
 
-    def __init__(self, d_in: int, d_out: int, std_floor: float = 1e-3) -> None:
+    def __init__(self, d_in: int, d_out: int, std_floor: float = 1e-3,
+                 std_activation: str = "relu", slope: float = OUTPUT_SLOPE) -> None:
         super().__init__()
         if std_floor < 0:
             raise ValueError(f"std_floor must be >= 0, got {std_floor}")
+        if std_activation not in STD_ACTIVATIONS:
+            raise ValueError(f"std_activation must be one of {STD_ACTIVATIONS}, got "
+                             f"{std_activation!r}")
         self.mu = nn.Linear(d_in, d_out)
         self.pre_std = nn.Linear(d_in, d_out)
+        self.std_activation = activation_layer(std_activation, slope)
         self.std_floor = std_floor
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return full_precision(self.mu(h)), F.relu(full_precision(self.pre_std(h))) + self.std_floor
+        std = self.std_activation(full_precision(self.pre_std(h))) + self.std_floor
+        return full_precision(self.mu(h)), std
 
 
 def full_precision(x: Tensor) -> Tensor:
@@ -159,7 +170,8 @@ class MnistEncoder(nn.Module):
     (otherwise FC64 and the heads would collapse into one linear map).
     """
 
-    def __init__(self, d_z: int = 16, activation: str = "relu", std_floor: float = 1e-3) -> None:
+    def __init__(self, d_z: int = 16, activation: str = "relu", std_floor: float = 1e-3,
+                 std_activation: str = "relu", slope: float = OUTPUT_SLOPE) -> None:
         super().__init__()
         act = lambda: activation_layer(activation)  # noqa: E731
         self.body = nn.Sequential(
@@ -170,7 +182,7 @@ class MnistEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(4 * 4 * 256, 64), act(),
         )
-        self.head = GaussianHead(64, d_z, std_floor)
+        self.head = GaussianHead(64, d_z, std_floor, std_activation, slope)
         glorot_init_(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,7 +28,8 @@ class CelebAEncoder(nn.Module):
     """
 
     def __init__(
-        self, d_z: int = 256, activation: str = "leaky_relu", std_floor: float = 1e-3
+        self, d_z: int = 256, activation: str = "leaky_relu", std_floor: float = 1e-3,
+        std_activation: str = "relu", slope: float = OUTPUT_SLOPE,
     ) -> None:
         super().__init__()
         act = lambda: activation_layer(activation)  # noqa: E731
@@ -39,7 +40,7 @@ class CelebAEncoder(nn.Module):
             c_in = c
         layers += [nn.Conv2d(512, 1024, 3, 2), act(), nn.Flatten(), nn.Linear(1024, 512), act()]
         self.body = nn.Sequential(*layers)
-        self.head = GaussianHead(512, d_z, std_floor)
+        self.head = GaussianHead(512, d_z, std_floor, std_activation, slope)
         glorot_init_(self)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -431,6 +431,18 @@ def test_vamp_constrain_is_a_validated_choice_defaulting_to_sigmoid():
         cfg.validate()
 
 
+@pytest.mark.parametrize("preset", ["paper", "reference", "quick"])
+def test_std_activation_is_a_validated_choice_defaulting_to_the_papers_relu(preset):
+    cfg = preset_config(preset, "mnist", "vamp")
+    assert cfg.model.std_activation == "relu"
+    apply_overrides(cfg, ["model.std_activation=relu_leaky_grad"])
+    cfg.validate()
+    apply_overrides(cfg, ["model.std_activation=softplus"])
+    with pytest.raises(ConfigError, match="model.std_activation = 'softplus' is not valid; choose "
+                                          "one of: relu, relu_leaky_grad"):
+        cfg.validate()
+
+
 def test_preset_config_takes_a_chapters_parameters_as_keywords():
     cfg = preset_config("paper", "fashion", "ladder", d_z=2, d_t=1, n_train=500, epochs=2,
                         lr=1e-3, seed=4, device="cpu", progress=False)

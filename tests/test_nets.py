@@ -114,6 +114,30 @@ def test_relu_leaky_grad_has_relu_values_and_leaky_gradients(values, slope):
     torch.testing.assert_close(x.grad, torch.where(x.detach() > 0, 1.0, slope))
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "celeba"])
+def test_an_encoder_std_on_its_floor_learns_only_with_the_leaky_gradient_head(dataset):
+    """Both std heads put every entry with FC(h) < 0 on the floor; only "relu_leaky_grad" passes a
+    gradient there (``output_slope``), so an entry the ReLU head leaves there for good can leave."""
+    size = 28 if dataset == "mnist" else 128
+    x = torch.rand(2, 1 if dataset == "mnist" else 3, size, size)
+    grads, stds = {}, {}
+    for head in ("relu", "relu_leaky_grad"):
+        torch.manual_seed(0)
+        enc, _ = build_autoencoder(dataset, 4, std_floor=0.01, output_slope=0.1,
+                                   std_activation=head)
+        nn.init.constant_(enc.head.pre_std.bias, -100.0)  # every entry on the floor
+        _, std = enc(x)
+        (-std.log().sum()).backward()  # the entropy term pushes each std up
+        stds[head], grads[head] = std.detach(), enc.head.pre_std.bias.grad
+    assert torch.equal(stds["relu"], stds["relu_leaky_grad"])
+    assert torch.allclose(stds["relu"], torch.full_like(stds["relu"], 0.01))
+    assert torch.equal(grads["relu"], torch.zeros_like(grads["relu"]))
+    # d(-sum log std)/d bias = -0.1 / 0.01 per image, two images
+    torch.testing.assert_close(grads["relu_leaky_grad"], torch.full((4,), -20.0))
+    with pytest.raises(ValueError, match="std_activation"):
+        build_autoencoder(dataset, 4, std_activation="softplus")
+
+
 def test_glorot_init_and_zero_bias():
     torch.manual_seed(0)
     enc = MnistEncoder(16)
