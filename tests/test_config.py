@@ -25,6 +25,7 @@ from ladder.config import (
     save_yaml,
 )
 from ladder.config_checks import MAX_SEED, MAX_SKLEARN_SEED, PRIORS
+from ladder.config_yaml import flat_settings
 
 
 def test_paper_preset_is_sm_e():
@@ -421,26 +422,21 @@ def test_every_shipped_config_file_is_its_preset():
         assert load_config(path).to_dict() == preset_config("paper", dataset, prior).to_dict()
 
 
-def test_vamp_constrain_is_a_validated_choice_defaulting_to_sigmoid():
-    cfg = preset_config("paper", "mnist", "vamp")
-    assert cfg.model.vamp.constrain == "sigmoid"
-    apply_overrides(cfg, ["model.vamp.constrain=none"])
-    cfg.validate()
-    apply_overrides(cfg, ["model.vamp.constrain=tanh"])
-    with pytest.raises(ConfigError, match="model.vamp.constrain = 'tanh' is not valid; choose "
-                                          "one of: none, sigmoid"):
-        cfg.validate()
-
-
-@pytest.mark.parametrize("preset", ["paper", "reference", "quick"])
-def test_std_activation_is_a_validated_choice_defaulting_to_the_papers_relu(preset):
+@pytest.mark.parametrize(("preset", "key", "default", "other", "bad", "choices"), [
+    ("paper", "model.vamp.constrain", "sigmoid", "none", "tanh", "none, sigmoid"),
+    *(  # the data encoder's std head: SM E's ReLU in every preset
+        (preset, "model.std_activation", "relu", "relu_leaky_grad", "softplus",
+         "relu, relu_leaky_grad") for preset in ("paper", "reference", "quick")),
+])
+def test_a_choice_setting_has_its_default_and_is_validated(preset, key, default, other, bad,
+                                                            choices):
     cfg = preset_config(preset, "mnist", "vamp")
-    assert cfg.model.std_activation == "relu"
-    apply_overrides(cfg, ["model.std_activation=relu_leaky_grad"])
+    assert flat_settings(cfg.to_dict())[key] == default
+    apply_overrides(cfg, [f"{key}={other}"])
     cfg.validate()
-    apply_overrides(cfg, ["model.std_activation=softplus"])
-    with pytest.raises(ConfigError, match="model.std_activation = 'softplus' is not valid; choose "
-                                          "one of: relu, relu_leaky_grad"):
+    apply_overrides(cfg, [f"{key}={bad}"])
+    with pytest.raises(ConfigError, match=f"{re.escape(key)} = '{bad}' is not valid; choose "
+                                          f"one of: {choices}"):
         cfg.validate()
 
 
