@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ladder.experiments.paper import PRIORS, paper_value
-from ladder.experiments.results import Results, ResultsError, agreement, agreement_table
+from ladder.experiments.results import (
+    VERDICT_SEEDS,
+    Results,
+    ResultsError,
+    agreement,
+    agreement_table,
+)
 
 
 def _write_table(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
@@ -24,8 +30,9 @@ def _write_table(folder: Path, name: str, rows: list[dict[str, str]]) -> None:
     (folder / f"{name}.md").write_text(f"# The {name} table\n\n| a |\n|---|\n| 1 |\n")
 
 
-def _rows(finished: int, total: int = 3) -> list[dict[str, str]]:
-    return [{"dataset": "mnist", "prior": p, "runs": "run" if i < finished else ""}
+def _rows(finished: int, total: int = 3, seeds: int = 1) -> list[dict[str, str]]:
+    return [{"dataset": "mnist", "prior": p,
+             "runs": " ".join(f"{p}-seed{s}" for s in range(seeds)) if i < finished else ""}
             for i, p in enumerate(PRIORS[:total])]
 
 
@@ -43,10 +50,20 @@ def test_a_named_scale_is_read_even_with_fewer_finished_rows(tmp_path):
     _write_table(tmp_path / "medium", "t", _rows(finished=3))
     results = Results(tmp_path, ["paper", "medium"])
     assert results.scale("t") == "medium"
-    assert [r["runs"] for r in results.rows("t", scale="paper")] == ["run", "", ""]
+    assert [r["runs"] for r in results.rows("t", scale="paper")] == ["normal-seed0", "", ""]
     assert results.markdown("t", scale="paper").startswith("**The t table**")
     with pytest.raises(ResultsError, match="no scale in"):
         results.rows("t", scale="quick")
+
+
+def test_a_larger_scale_takes_over_once_its_rows_have_the_seeds_of_a_verdict(tmp_path):
+    _write_table(tmp_path / "medium", "t", _rows(finished=3, seeds=VERDICT_SEEDS))
+    _write_table(tmp_path / "quick", "t", _rows(finished=3, seeds=VERDICT_SEEDS + 2))
+    _write_table(tmp_path / "paper", "t", _rows(finished=3, seeds=VERDICT_SEEDS - 1))
+    results = Results(tmp_path, ["paper", "medium", "quick"])
+    assert results.scale("t") == "medium"  # every paper row finished, none with enough seeds
+    _write_table(tmp_path / "paper", "t", _rows(finished=3, seeds=VERDICT_SEEDS))
+    assert results.scale("t") == "paper"
 
 
 def test_a_tie_goes_to_the_larger_scale(tmp_path):
@@ -80,6 +97,47 @@ def test_missing_results_and_tables_say_so(tmp_path):
     _write_table(tmp_path / "quick", "t", _rows(1))
     with pytest.raises(ResultsError, match="other"):
         Results(tmp_path, ["quick"]).folder("other")
+
+
+def _report_row(prior: str, seeds: int, **means: float) -> dict[str, str]:
+    """A row of a ladder report CSV: ``means`` by column, the std 0.5 where seeds > 1."""
+    row = {"dataset": "mnist", "prior": prior, "seeds": " ".join(map(str, range(seeds))),
+           "runs": " ".join(f"mnist-{prior}-seed{s}" for s in range(seeds))}
+    for column, mean in means.items():
+        row |= {f"{column} mean": str(mean) if seeds else "",
+                f"{column} std": "0.5" if seeds > 1 else ""}
+    return row
+
+
+def test_mean_std_reads_one_row_and_says_when_it_cannot(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", [
+        _report_row("ladder", 3, ELBO=1582.4), _report_row("gmm", 1, ELBO=1575.2),
+        _report_row("vamp", 0, ELBO=0.0)])
+    results = Results(tmp_path, ["paper"])
+    assert results.mean_std("table3_elbo", "ELBO", dataset="mnist", prior="ladder") == (
+        1582.4, 0.5)
+    assert results.mean_std("table3_elbo", "ELBO", prior="gmm") == (1575.2, None)
+    with pytest.raises(ResultsError, match="not run yet"):
+        results.mean_std("table3_elbo", "ELBO", prior="vamp")
+    with pytest.raises(ResultsError, match="3 rows"):
+        results.mean_std("table3_elbo", "ELBO", dataset="mnist")
+
+
+def test_by_prior_sets_the_finished_priors_side_by_side(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", [
+        _report_row("normal", 0, ELBO=0.0), _report_row("gmm", 1, ELBO=1575.24),
+        _report_row("ladder", 3, ELBO=1582.4)])
+    _write_table(tmp_path / "paper", "table2_cross_entropy", [
+        _report_row("ladder", 3, **{"KL(q(z)||p(z))": 41.661})])
+    text = Results(tmp_path, ["paper"]).by_prior("mnist", "paper", {
+        "ELBO": ("table3_elbo", "ELBO"), "KL": ("table2_cross_entropy", "KL(q(z)||p(z))")})
+    assert text.splitlines() == [
+        "| mnist, paper scale | gmm | ladder |", "|---|---|---|",
+        "| ELBO | 1575.2 | 1582.4 ± 0.5 |",  # digits as the report prints the column
+        "| KL | - | 41.66 ± 0.50 |",  # no row for the GMM in the second table
+        "| seeds | 0 | 0 1 2 |"]
+    with pytest.raises(ResultsError, match="no column 'KL'"):
+        Results(tmp_path, ["paper"]).by_prior("mnist", "paper", {"KL": ("table3_elbo", "KL")})
 
 
 def _elbo_rows(transform) -> list[dict[str, str]]:

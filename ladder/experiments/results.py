@@ -1,6 +1,7 @@
 """Reading what ``ladder report`` wrote: the tables and figures of several scales under
-``results/<scale>/``, each table taken from the scale with the most finished rows of it, and the
-agreement of our ordering of the priors with the paper's (chapter 6)."""
+``results/<scale>/``, each table taken from the scale where most of its rows have enough seeds to
+read, a dataset's priors side by side, and the agreement of our ordering of the priors with the
+paper's (chapter 6)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,21 @@ from itertools import combinations
 from pathlib import Path
 
 from ladder.experiments.paper import paper_value
-from ladder.markdown import markdown_table
+from ladder.experiments.tables import TABLES, Column
+from ladder.markdown import format_pm, markdown_table
+
+#: Seeds a row needs before a verdict reads it (issue 18: at least three per row).
+VERDICT_SEEDS = 3
+#: What :meth:`Results.by_prior` sets side by side by default: label -> (table, column) of the
+#: paper's claims (Tables 2-3, SM Table 1) and the KL that the latent's scale does not move.
+PRIOR_COMPARISON = {
+    "test ELBO (higher is better)": ("table3_elbo", "ELBO"),
+    "-log p(x), importance-sampled (lower is better)": ("table3_elbo", "-log p(x) IS"),
+    "pixel error x0.01 (lower is better)": ("table3_elbo", "pixel error x0.01"),
+    "E[log p(z)], the prior's estimate": ("table2_cross_entropy", "E[log p(z)] prior's estimate"),
+    "KL(q(z) ‖ p(z)) (lower is better)": ("table2_cross_entropy", "KL(q(z)||p(z))"),
+    "Fréchet distance of samples (lower is better)": ("sm_table1_frechet", "generated"),
+}
 
 
 class ResultsError(FileNotFoundError):
@@ -29,13 +44,15 @@ class Results:
             raise ResultsError(f"no results under {self.root}: run ladder report --scale quick")
 
     def folder(self, name: str, scale: str | None = None) -> Path:
-        """``root/<scale>`` of ``scale``, or else of the scale with the most finished rows of
-        table ``name`` (the larger scale, the earlier in ``scales``, on a tie)."""
+        """``root/<scale>`` of ``scale``, or else of the scale with the most rows of table
+        ``name`` that have :data:`VERDICT_SEEDS` finished runs, then the most rows with any (the
+        larger scale, the earlier in ``scales``, on a tie): a larger scale's table takes over
+        once its rows have as many readable seeds as a smaller one's."""
         scales = self.scales if scale is None else [s for s in self.scales if s == scale]
         have = [self.root / s for s in scales if (self.root / s / f"{name}.csv").exists()]
         if not have:
             raise ResultsError(f"no scale in {scales} has the table {name}")
-        return max(have, key=lambda f: (finished_rows(f / f"{name}.csv"), -have.index(f)))
+        return max(have, key=lambda f: (*finished_rows(f / f"{name}.csv"), -have.index(f)))
 
     def scale(self, name: str) -> str:
         """The scale table ``name`` is read from."""
@@ -45,6 +62,40 @@ class Results:
         """The rows of table ``name``'s CSV (of ``scale``, or of :meth:`folder`'s choice)."""
         with open(self.folder(name, scale) / f"{name}.csv", newline="") as handle:
             return list(csv.DictReader(handle))
+
+    def mean_std(self, name: str, column: str, scale: str | None = None,
+                 **match: str) -> tuple[float, float | None]:
+        """Mean and seed std (None for one seed) of ``column`` in the one row of table ``name``
+        whose cells equal ``match``, e.g. ``dataset="mnist", prior="ladder"``."""
+        found = [r for r in self.rows(name, scale) if all(r[k] == v for k, v in match.items())]
+        if len(found) != 1:
+            raise ResultsError(f"table {name} has {len(found)} rows where {match}, not one")
+        mean, std = found[0][f"{column} mean"], found[0][f"{column} std"]
+        if mean in ("", "nan"):
+            raise ResultsError(f"table {name} has no {column} where {match}: not run yet")
+        return float(mean), float(std) if std not in ("", "nan") else None
+
+    def by_prior(self, dataset: str, scale: str,
+                 quantities: Mapping[str, tuple[str, str]] = PRIOR_COMPARISON) -> str:
+        """``dataset``'s priors side by side at ``scale``, as Markdown: one line per label of
+        ``quantities`` (label -> (table, column)), one column per prior with a finished run in
+        the first table, cells as ``ladder report`` prints them, then each prior's seeds."""
+        first = next(iter(quantities.values()))[0]
+        done = [r for r in self.rows(first, scale) if r["dataset"] == dataset and r["runs"]]
+        lines = []
+        for label, (name, column) in quantities.items():
+            digits = _column(name, column).digits
+            cells = []
+            for row in done:
+                try:
+                    value = self.mean_std(name, column, scale, dataset=dataset, prior=row["prior"])
+                except ResultsError:
+                    cells.append("-")
+                else:
+                    cells.append(format_pm(*value, digits))
+            lines.append((label, *cells))
+        lines.append(("seeds", *(row["seeds"] for row in done)))
+        return markdown_table((f"{dataset}, {scale} scale", *(r["prior"] for r in done)), lines)
 
     def markdown(self, name: str, scale: str | None = None) -> str:
         """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
@@ -61,10 +112,12 @@ class Results:
         return []
 
 
-def finished_rows(path: str | os.PathLike) -> int:
-    """Rows of a ``ladder report`` CSV that cite at least one finished run."""
+def finished_rows(path: str | os.PathLike) -> tuple[int, int]:
+    """Rows of a ``ladder report`` CSV that cite at least :data:`VERDICT_SEEDS` finished runs,
+    and rows that cite at least one."""
     with open(path, newline="") as handle:
-        return sum(1 for row in csv.DictReader(handle) if row.get("runs", "").strip())
+        runs = [len(row.get("runs", "").split()) for row in csv.DictReader(handle)]
+    return sum(n >= VERDICT_SEEDS for n in runs), sum(n > 0 for n in runs)
 
 
 @dataclass(frozen=True)
@@ -106,6 +159,15 @@ def agreement_table(title: str, result: Mapping[str, Agreement]) -> str:
     rows = [(d, f"{a.tau:+.2f}", str(a.priors), a.best_ours, a.best_paper)
             for d, a in result.items()]
     return markdown_table((title, "Kendall's tau", "priors", "best (ours)", "best (paper)"), rows)
+
+
+def _column(name: str, header: str) -> Column:
+    """The :class:`~ladder.experiments.tables.Column` ``header`` of report table ``name``."""
+    for table in TABLES:
+        for column in table.columns:
+            if (table.name, column.header) == (name, header):
+                return column
+    raise ResultsError(f"ladder report writes no column {header!r} in a table {name!r}")
 
 
 def _sign(x: float) -> int:
