@@ -66,6 +66,28 @@ def test_a_larger_scale_takes_over_once_its_rows_have_the_seeds_of_a_verdict(tmp
     assert results.scale("t") == "paper"
 
 
+def _seed_rows(seeds: list[int]) -> list[dict[str, str]]:
+    return [{"dataset": "mnist", "prior": p, "runs": " ".join(f"{p}-seed{s}" for s in range(n))}
+            for p, n in zip(PRIORS, seeds, strict=True)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(paper=st.lists(st.integers(0, 5), min_size=5, max_size=5),
+       medium=st.lists(st.integers(0, 5), min_size=5, max_size=5), row=st.integers(0, 4))
+def test_another_seed_never_makes_a_scale_lose_the_choice(tmp_path_factory, paper, medium, row):
+    root = tmp_path_factory.mktemp("results")
+    _write_table(root / "medium", "t", _seed_rows(medium))
+    _write_table(root / "paper", "t", _seed_rows(paper))
+    results = Results(root, ["paper", "medium"])
+    before = results.scale("t")
+    grown = {"paper": paper, "medium": medium}[before].copy()
+    grown[row] += 1
+    _write_table(root / before, "t", _seed_rows(grown))
+    assert results.scale("t") == before
+    if all(n >= VERDICT_SEEDS for n in paper):
+        assert before == "paper"  # a full paper table is read, whatever the smaller scale has
+
+
 def test_a_tie_goes_to_the_larger_scale(tmp_path):
     _write_table(tmp_path / "medium", "t", _rows(finished=2))
     _write_table(tmp_path / "quick", "t", _rows(finished=2))
