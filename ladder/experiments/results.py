@@ -63,32 +63,30 @@ class Results:
         with open(self.folder(name, scale) / f"{name}.csv", newline="") as handle:
             return list(csv.DictReader(handle))
 
+    def finished(self, name: str, scale: str | None = None, **match: str) -> list[dict[str, str]]:
+        """The rows of table ``name`` whose cells equal ``match`` and that cite a finished run."""
+        return [r for r in self.rows(name, scale) if r["runs"] and _matches(r, match)]
+
     def mean_std(self, name: str, column: str, scale: str | None = None,
                  **match: str) -> tuple[float, float | None]:
         """Mean and seed std (None for one seed) of ``column`` in the one row of table ``name``
         whose cells equal ``match``, e.g. ``dataset="mnist", prior="ladder"``."""
-        found = [r for r in self.rows(name, scale) if all(r[k] == v for k, v in match.items())]
-        if len(found) != 1:
-            raise ResultsError(f"table {name} has {len(found)} rows where {match}, not one")
-        mean, std = found[0][f"{column} mean"], found[0][f"{column} std"]
-        if mean in ("", "nan"):
-            raise ResultsError(f"table {name} has no {column} where {match}: not run yet")
-        return float(mean), float(std) if std not in ("", "nan") else None
+        return _mean_std(self.rows(name, scale), name, column, match)
 
     def by_prior(self, dataset: str, scale: str,
                  quantities: Mapping[str, tuple[str, str]] = PRIOR_COMPARISON) -> str:
         """``dataset``'s priors side by side at ``scale``, as Markdown: one line per label of
         ``quantities`` (label -> (table, column)), one column per prior with a finished run in
         the first table, cells as ``ladder report`` prints them, then each prior's seeds."""
-        first = next(iter(quantities.values()))[0]
-        done = [r for r in self.rows(first, scale) if r["dataset"] == dataset and r["runs"]]
+        done = self.finished(next(iter(quantities.values()))[0], scale, dataset=dataset)
         lines = []
         for label, (name, column) in quantities.items():
-            digits = _column(name, column).digits
+            digits, rows = _column(name, column).digits, self.rows(name, scale)
             cells = []
             for row in done:
                 try:
-                    value = self.mean_std(name, column, scale, dataset=dataset, prior=row["prior"])
+                    value = _mean_std(rows, name, column, {"dataset": dataset,
+                                                           "prior": row["prior"]})
                 except ResultsError:
                     cells.append("-")
                 else:
@@ -159,6 +157,22 @@ def agreement_table(title: str, result: Mapping[str, Agreement]) -> str:
     rows = [(d, f"{a.tau:+.2f}", str(a.priors), a.best_ours, a.best_paper)
             for d, a in result.items()]
     return markdown_table((title, "Kendall's tau", "priors", "best (ours)", "best (paper)"), rows)
+
+
+def _matches(row: Mapping[str, str], match: Mapping[str, str]) -> bool:
+    return all(row[k] == v for k, v in match.items())
+
+
+def _mean_std(rows: Sequence[Mapping[str, str]], name: str, column: str,
+              match: Mapping[str, str]) -> tuple[float, float | None]:
+    """:meth:`Results.mean_std` on the rows of table ``name`` already read."""
+    found = [r for r in rows if _matches(r, match)]
+    if len(found) != 1:
+        raise ResultsError(f"table {name} has {len(found)} rows where {dict(match)}, not one")
+    mean, std = found[0][f"{column} mean"], found[0][f"{column} std"]
+    if mean in ("", "nan"):
+        raise ResultsError(f"table {name} has no {column} where {dict(match)}: not run yet")
+    return float(mean), float(std) if std not in ("", "nan") else None
 
 
 def _column(name: str, header: str) -> Column:
