@@ -113,6 +113,20 @@ def test_figures_come_from_the_largest_scale_that_has_any(tmp_path):
     assert results.figures("none_*.png") == []
 
 
+def test_figures_of_a_named_scale_stay_with_their_table(tmp_path):
+    _write_table(tmp_path / "medium", "t", _rows(1))
+    _write_table(tmp_path / "quick", "t", _rows(1))
+    for scale, name in (("medium", "fig5_a.png"), ("quick", "fig5_a.png"), ("quick", "fig5_b.png")):
+        (tmp_path / scale / "figures").mkdir(exist_ok=True)
+        (tmp_path / scale / "figures" / name).write_bytes(b"png")
+    results = Results(tmp_path, ["medium", "quick"])
+    assert [p.parent.parent.name for p in results.figures("fig5_*.png")] == ["medium"]
+    quick = results.figures("fig5_*.png", scale="quick")
+    assert [(p.parent.parent.name, p.name) for p in quick] == [
+        ("quick", "fig5_a.png"), ("quick", "fig5_b.png")]
+    assert results.figures("fig5_*.png", scale="paper") == []
+
+
 def test_missing_results_and_tables_say_so(tmp_path):
     with pytest.raises(ResultsError, match="ladder report"):
         Results(tmp_path, ["quick"])

@@ -101,10 +101,12 @@ class Results:
         title, body = (self.folder(name, scale) / f"{name}.md").read_text().split("\n", 1)
         return f"**{title.lstrip('# ')}**\n{body}"
 
-    def figures(self, pattern: str) -> list[Path]:
-        """The figures matching ``pattern`` from the largest scale that has any."""
-        for scale in self.scales:
-            found = sorted((self.root / scale / "figures").glob(pattern))
+    def figures(self, pattern: str, scale: str | None = None) -> list[Path]:
+        """The figures matching ``pattern`` of ``scale`` (pass :meth:`scale` of the table they
+        illustrate, so that a figure and its table come from one scale), or else from the
+        largest scale that has any."""
+        for where in self.scales if scale is None else [scale]:
+            found = sorted((self.root / where / "figures").glob(pattern))
             if found:
                 return found
         return []
