@@ -22,9 +22,10 @@ from ladder.experiments.manifest import (
 EXPECTED = {  # runs labelled by each experiment, at every scale
     "tables": 50, "celeba": 25, "dt-ablation": 40, "fig2": 1, "fig4": 15, "fig5": 18,
     "ladder-levels": 20, "presets": 20, "vamp-std-head": 20,
+    "hierarchical-dt": 20,
 }
 # d_t = 8, n_levels = 1, the paper preset and std_activation = relu: Table 3's runs, shared
-UNIQUE = 50 + 25 + 30 + 1 + 15 + 18 + 10 + 10 + 10
+UNIQUE = 50 + 25 + 30 + 1 + 15 + 18 + 10 + 10 + 10 + 10
 
 
 
@@ -54,6 +55,10 @@ def test_equal_runs_are_shared(manifest):
     }
     assert runs["mnist-vamp-seed0"].labels["vamp-std-head"] == {
         "dataset": "mnist", "std_activation": "relu", "seed": 0}
+    assert runs["fashion-hierarchical-seed0"].labels["hierarchical-dt"] == {
+        "dataset": "fashion", "d_t": 8, "seed": 0}
+    assert runs["fashion-hierarchical-dt2-seed0"].parameters["overrides"] == {
+        "model.n_mc": 10, "model.prior_vae.d_t": 2}
     assert runs["mnist-vamp-relu_leaky_grad-seed0"].parameters["overrides"] == {
         "model.n_mc": 10, "model.std_activation": "relu_leaky_grad"}
     assert runs["mnist-ladder-dt4-seed0"].parameters["overrides"] == {"model.n_mc": 10,
