@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ladder.config import preset_config
 from ladder.experiments.manifest import Run
 from ladder.experiments.report import Finished, first_seeds, report, report_folders
+from ladder.experiments.results import Results
 from ladder.experiments.runner import run_status
 from ladder.runs import RunDir
 
@@ -69,6 +70,10 @@ def test_report_aggregates_seeds_and_cites_runs(manifest, tmp_path):
     assert ladder["ELBO (paper)"] == "1562.5 ± 25.1" and ladder["scale"] == "quick"
     assert ladder["-log p(x) IS n"] == "2" and math.isclose(float(ladder["-log p(x) IS mean"]),
                                                              112.0)
+    # each seed's value, in the order of the seeds column; seed 2 lacks -log p(x)
+    assert ladder["seeds"] == "0 1 2" and ladder["ELBO by seed"] == "-100.0 -102.0 -104.0"
+    assert Results(tmp_path / "results", ["quick"]).by_seed(
+        "table3_elbo", "-log p(x) IS", dataset="mnist", prior="ladder") == {0: 110.0, 1: 114.0}
     ablation = (out / "sm_table2_dt_ablation.md").read_text()
     assert "| mnist | 8 | 10.00 ± 0.00 | 6.4 ± 1.3 |" in ablation  # d_t = 8: Table 3's runs
     assert "| mnist | 2 | 7.50 | 58.7 ± 1.8 |" in ablation  # one seed: no ±

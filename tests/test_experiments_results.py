@@ -159,6 +159,16 @@ def test_mean_std_reads_one_row_and_says_when_it_cannot(tmp_path):
         results.mean_std("table3_elbo", "ELBO", dataset="mnist")
 
 
+def test_by_seed_pairs_each_seed_with_its_value_and_says_when_the_table_is_older(tmp_path):
+    row = _report_row("ladder", 3, ELBO=1580.0) | {"ELBO by seed": "1582.4 nan 1577.6"}
+    _write_table(tmp_path / "paper", "table3_elbo", [row])
+    _write_table(tmp_path / "paper", "table2_cross_entropy", [_report_row("gmm", 1, KL=36.4)])
+    results = Results(tmp_path, ["paper"])
+    assert results.by_seed("table3_elbo", "ELBO", prior="ladder") == {0: 1582.4, 2: 1577.6}
+    with pytest.raises(ResultsError, match="no per-seed KL: run ladder report again"):
+        results.by_seed("table2_cross_entropy", "KL", prior="gmm")
+
+
 def test_by_prior_sets_the_finished_priors_side_by_side(tmp_path):
     _write_table(tmp_path / "paper", "table3_elbo", [
         _report_row("normal", 0, ELBO=0.0), _report_row("gmm", 1, ELBO=1575.24),

@@ -1,5 +1,6 @@
 """``ladder report``: finished runs aggregated into tables (Markdown and CSV, mean ± std over
-seeds, each row citing its runs).
+seeds, each row citing its runs; the CSV also holds each seed's value, in the order of its
+``seeds`` column).
 
 * ``ladder report --scale S`` (:func:`report`): the manifest's runs of one scale, into the tables
   of :data:`ladder.experiments.tables.TABLES` with the paper's value beside ours, Fig 5's SLP
@@ -154,12 +155,15 @@ def build_table(spec: TableSpec, finished: Sequence[Finished], source: Source,
         cells = [str(k) for k in key]
         csv_cells: dict[str, Any] = dict(zip(spec.rows, key, strict=True))
         for col in spec.columns:
-            values = [v for f, _ in members if (v := _lookup(f.result, col.path)) is not None]
+            by_seed = [_lookup(f.result, col.path) for f, _ in members]
+            values = [v for v in by_seed if v is not None]
             cells.append(format_mean_std(values, col.digits))
             mean, std = mean_std(values) if values else (None, None)
             csv_cells[f"{col.header} mean"] = "" if mean is None else round(mean, 6)
             csv_cells[f"{col.header} std"] = "" if std is None else round(std, 6)
             csv_cells[f"{col.header} n"] = len(values)
+            csv_cells[f"{col.header} by seed"] = " ".join(
+                "nan" if v is None else str(round(v, 6)) for v in by_seed)
             if col.paper:
                 dataset = dict(zip(spec.rows, key, strict=True)).get("dataset", "")
                 value = paper_value(*col.paper, dataset, key[-1]) or paper_value(

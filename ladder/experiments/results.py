@@ -1,6 +1,6 @@
 """Reading what ``ladder report`` wrote: the tables and figures of several scales under
 ``results/<scale>/``, each table taken from the scale where most of its rows have enough seeds to
-read, a dataset's priors side by side, and the agreement of our ordering of the priors with the
+read, a dataset's priors side by side, each seed's values, and the agreement of our ordering of the priors with the
 paper's (chapter 6)."""
 
 from __future__ import annotations
@@ -72,6 +72,18 @@ class Results:
         """Mean and seed std (None for one seed) of ``column`` in the one row of table ``name``
         whose cells equal ``match``, e.g. ``dataset="mnist", prior="ladder"``."""
         return _mean_std(self.rows(name, scale), name, column, match)
+
+    def by_seed(self, name: str, column: str, scale: str | None = None,
+                **match: str) -> dict[int, float]:
+        """Each finished seed's value of ``column`` in the one row of table ``name`` whose cells
+        equal ``match``, ``{seed: value}`` (seeds whose result lacks the column left out): a
+        seed's rows compare like for like while other rows still miss that seed."""
+        row = _one_row(self.rows(name, scale), name, match)
+        values = row.get(f"{column} by seed")
+        if values is None:
+            raise ResultsError(f"table {name} has no per-seed {column}: run ladder report again")
+        pairs = zip(row["seeds"].split(), values.split(), strict=True)
+        return {int(seed): float(value) for seed, value in pairs if value != "nan"}
 
     def by_prior(self, dataset: str, scale: str,
                  quantities: Mapping[str, tuple[str, str]] = PRIOR_COMPARISON) -> str:
@@ -168,13 +180,20 @@ def _matches(row: Mapping[str, str], match: Mapping[str, str]) -> bool:
 def _mean_std(rows: Sequence[Mapping[str, str]], name: str, column: str,
               match: Mapping[str, str]) -> tuple[float, float | None]:
     """:meth:`Results.mean_std` on the rows of table ``name`` already read."""
-    found = [r for r in rows if _matches(r, match)]
-    if len(found) != 1:
-        raise ResultsError(f"table {name} has {len(found)} rows where {dict(match)}, not one")
-    mean, std = found[0][f"{column} mean"], found[0][f"{column} std"]
+    row = _one_row(rows, name, match)
+    mean, std = row[f"{column} mean"], row[f"{column} std"]
     if mean in ("", "nan"):
         raise ResultsError(f"table {name} has no {column} where {dict(match)}: not run yet")
     return float(mean), float(std) if std not in ("", "nan") else None
+
+
+def _one_row(rows: Sequence[Mapping[str, str]], name: str,
+             match: Mapping[str, str]) -> Mapping[str, str]:
+    """The one row of table ``name`` whose cells equal ``match``."""
+    found = [r for r in rows if _matches(r, match)]
+    if len(found) != 1:
+        raise ResultsError(f"table {name} has {len(found)} rows where {dict(match)}, not one")
+    return found[0]
 
 
 def _column(name: str, header: str) -> Column:
