@@ -1,7 +1,7 @@
 """Reading what ``ladder report`` wrote: the tables and figures of several scales under
 ``results/<scale>/``, each table taken from the scale where most of its rows have enough seeds to
-read, a dataset's priors side by side, each seed's values, and the agreement of our ordering of the priors with the
-paper's (chapter 6)."""
+read, a dataset's priors side by side, each seed's values, and the agreement of our ordering of
+the priors with the paper's (chapter 6)."""
 
 from __future__ import annotations
 
