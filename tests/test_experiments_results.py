@@ -169,6 +169,53 @@ def test_by_seed_pairs_each_seed_with_its_value_and_says_when_the_table_is_older
         results.by_seed("table2_cross_entropy", "KL", prior="gmm")
 
 
+def _seeded_row(prior: str, values: dict[int, float], column: str = "ELBO") -> dict[str, str]:
+    """A report CSV row of ``prior`` with ``values`` by seed (mean and std left blank)."""
+    seeds = sorted(values)
+    return {"dataset": "mnist", "prior": prior, "seeds": " ".join(map(str, seeds)),
+            "runs": " ".join(f"mnist-{prior}-seed{s}" for s in seeds),
+            f"{column} mean": "", f"{column} std": "",
+            f"{column} by seed": " ".join(str(values[s]) for s in seeds)}
+
+
+def test_by_prior_of_one_seed_shows_that_seed_alone(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", [
+        _seeded_row("gmm", {0: 1575.24}), _seeded_row("ladder", {0: 1582.4, 1: 1579.0}),
+        _seeded_row("vamp", {1: 1560.0})])
+    results = Results(tmp_path, ["paper"])
+    quantities = {"ELBO": ("table3_elbo", "ELBO")}
+    assert results.by_prior("mnist", "paper", quantities, seed=0).splitlines() == [
+        "| mnist, paper scale, seed 0 | gmm | ladder |", "|---|---|---|",
+        "| ELBO | 1575.2 | 1582.4 |"]
+    assert results.by_prior("mnist", "paper", quantities, seed=1).splitlines()[2] == (
+        "| ELBO | 1579.0 | 1560.0 |")
+
+
+@settings(max_examples=30, deadline=None)
+@given(ours=st.dictionaries(st.integers(0, 4), st.floats(-1e4, 1e4), min_size=1),
+       theirs=st.dictionaries(st.integers(0, 4), st.floats(-1e4, 1e4), min_size=1))
+def test_leads_are_the_reference_minus_the_other_in_each_shared_seed(tmp_path_factory, ours,
+                                                                     theirs):
+    root = tmp_path_factory.mktemp("leads")
+    _write_table(root / "paper", "table3_elbo",
+                 [_seeded_row("ladder", ours), _seeded_row("gmm", theirs)])
+    lines = Results(root, ["paper"]).leads(
+        "mnist", "paper", {"ELBO": ("table3_elbo", "ELBO")}).splitlines()
+    shared = sorted(ours.keys() & theirs.keys())
+    assert lines[0] == "| " + " | ".join(
+        ["mnist, paper scale: ladder minus", "prior", *(f"seed {s}" for s in shared)]) + " |"
+    cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert cells[:2] == ["ELBO", "gmm"] and len(cells) == 2 + len(shared)
+    for seed, cell in zip(shared, cells[2:], strict=True):
+        assert abs(float(cell) - (ours[seed] - theirs[seed])) <= 0.05 + 1e-9
+
+
+def test_leads_need_the_reference_to_have_run(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", [_seeded_row("gmm", {0: 1.0})])
+    with pytest.raises(ResultsError, match="no finished ladder run on mnist"):
+        Results(tmp_path, ["paper"]).leads("mnist", "paper", {"ELBO": ("table3_elbo", "ELBO")})
+
+
 def test_by_prior_sets_the_finished_priors_side_by_side(tmp_path):
     _write_table(tmp_path / "paper", "table3_elbo", [
         _report_row("normal", 0, ELBO=0.0), _report_row("gmm", 1, ELBO=1575.24),

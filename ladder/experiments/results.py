@@ -78,34 +78,64 @@ class Results:
         """Each finished seed's value of ``column`` in the one row of table ``name`` whose cells
         equal ``match``, ``{seed: value}`` (seeds whose result lacks the column left out): a
         seed's rows compare like for like while other rows still miss that seed."""
-        row = _one_row(self.rows(name, scale), name, match)
-        values = row.get(f"{column} by seed")
-        if values is None:
-            raise ResultsError(f"table {name} has no per-seed {column}: run ladder report again")
-        pairs = zip(row["seeds"].split(), values.split(), strict=True)
-        return {int(seed): float(value) for seed, value in pairs if value != "nan"}
+        return _by_seed(self.rows(name, scale), name, column, match)
 
     def by_prior(self, dataset: str, scale: str,
-                 quantities: Mapping[str, tuple[str, str]] = PRIOR_COMPARISON) -> str:
+                 quantities: Mapping[str, tuple[str, str]] = PRIOR_COMPARISON,
+                 seed: int | None = None) -> str:
         """``dataset``'s priors side by side at ``scale``, as Markdown: one line per label of
         ``quantities`` (label -> (table, column)), one column per prior with a finished run in
-        the first table, cells as ``ladder report`` prints them, then each prior's seeds."""
+        the first table, cells as ``ladder report`` prints them, then each prior's seeds; with
+        ``seed``, that seed's values alone, for the priors where it finished."""
         done = self.finished(next(iter(quantities.values()))[0], scale, dataset=dataset)
+        if seed is not None:
+            done = [row for row in done if str(seed) in row["seeds"].split()]
         lines = []
         for label, (name, column) in quantities.items():
             digits, rows = _column(name, column).digits, self.rows(name, scale)
             cells = []
             for row in done:
+                match = {"dataset": dataset, "prior": row["prior"]}
                 try:
-                    value = _mean_std(rows, name, column, {"dataset": dataset,
-                                                           "prior": row["prior"]})
-                except ResultsError:
+                    if seed is None:
+                        value = _mean_std(rows, name, column, match)
+                    else:
+                        value = (_by_seed(rows, name, column, match)[seed], None)
+                except (ResultsError, KeyError):
                     cells.append("-")
                 else:
                     cells.append(format_pm(*value, digits))
             lines.append((label, *cells))
-        lines.append(("seeds", *(row["seeds"] for row in done)))
-        return markdown_table((f"{dataset}, {scale} scale", *(r["prior"] for r in done)), lines)
+        if seed is None:
+            lines.append(("seeds", *(row["seeds"] for row in done)))
+        title = f"{dataset}, {scale} scale" + ("" if seed is None else f", seed {seed}")
+        return markdown_table((title, *(r["prior"] for r in done)), lines)
+
+    def leads(self, dataset: str, scale: str, quantities: Mapping[str, tuple[str, str]],
+              reference: str = "ladder") -> str:
+        """How far ``reference`` is ahead of each other prior of ``dataset`` at ``scale``, seed by
+        seed, as Markdown: one line per label of ``quantities`` and other prior, the reference's
+        value minus the other's in each seed both finished (read its sign by the label's
+        "higher" or "lower is better"), "-" where one of them lacks the seed."""
+        lines, seeds = [], set()
+        for label, (name, column) in quantities.items():
+            digits, rows = _column(name, column).digits, self.rows(name, scale)
+            values = {r["prior"]: _by_seed(rows, name, column, {"dataset": dataset,
+                                                                 "prior": r["prior"]})
+                      for r in rows if r["dataset"] == dataset and r["runs"]}
+            if reference not in values:
+                raise ResultsError(f"table {name} has no finished {reference} run on {dataset}")
+            ours = values.pop(reference)
+            for prior, theirs in values.items():
+                both = sorted(ours.keys() & theirs.keys())
+                seeds.update(both)
+                lines.append((label, prior, {s: ours[s] - theirs[s] for s in both}, digits))
+        columns = sorted(seeds)
+        body = [(label, prior, *(f"{lead[s]:+.{digits}f}" if s in lead else "-" for s in columns))
+                for label, prior, lead, digits in lines]
+        header = (f"{dataset}, {scale} scale: {reference} minus", "prior",
+                  *(f"seed {s}" for s in columns))
+        return markdown_table(header, body)
 
     def markdown(self, name: str, scale: str | None = None) -> str:
         """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
@@ -185,6 +215,17 @@ def _mean_std(rows: Sequence[Mapping[str, str]], name: str, column: str,
     if mean in ("", "nan"):
         raise ResultsError(f"table {name} has no {column} where {dict(match)}: not run yet")
     return float(mean), float(std) if std not in ("", "nan") else None
+
+
+def _by_seed(rows: Sequence[Mapping[str, str]], name: str, column: str,
+             match: Mapping[str, str]) -> dict[int, float]:
+    """:meth:`Results.by_seed` on the rows of table ``name`` already read."""
+    row = _one_row(rows, name, match)
+    values = row.get(f"{column} by seed")
+    if values is None:
+        raise ResultsError(f"table {name} has no per-seed {column}: run ladder report again")
+    pairs = zip(row["seeds"].split(), values.split(), strict=True)
+    return {int(seed): float(value) for seed, value in pairs if value != "nan"}
 
 
 def _one_row(rows: Sequence[Mapping[str, str]], name: str,
