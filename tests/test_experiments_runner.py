@@ -16,6 +16,7 @@ from ladder.experiments.manifest import SCALES, Manifest, load_manifest, select
 from ladder.experiments.runner import (
     LOG_FILE,
     _cores,
+    cpu_model,
     landed_needs,
     notebook_parameters,
     papermill_executor,
@@ -228,3 +229,11 @@ def test_cli_lists_runs_and_reports_nothing_to_report(tmp_path, capsys):
                  str(tmp_path / "r")]) == 2
     assert "no finished runs" in capsys.readouterr().err
     assert main(["reproduce", "--only", "no-such-run", "--runs", str(tmp_path)]) == 2
+
+
+def test_the_cpu_model_comes_from_cpuinfo_or_else_the_platform(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
+    assert cpu_model(cpuinfo) == cpu_model(tmp_path / "missing") != ""

@@ -95,13 +95,26 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name from Linux's ``cpuinfo`` (e.g. ``AMD EPYC``), else the platform's
+    processor or machine: two CPUs of one architecture train at very different speeds."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description() -> str:
     """The machine the runs execute on, for ``done.json`` and the tables."""
     import torch
 
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"cpu ({cpu_model()}, {platform.machine()}, {os.cpu_count()} cores)"
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
