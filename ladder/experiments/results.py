@@ -131,8 +131,8 @@ class Results:
                 seeds.update(both)
                 lines.append((label, prior, {s: ours[s] - theirs[s] for s in both}, digits))
         columns = sorted(seeds)
-        body = [(label, prior, *(f"{lead[s]:+.{digits}f}" if s in lead else "-" for s in columns))
-                for label, prior, lead, digits in lines]
+        body = [(label, prior, *(f"{lead[s]:+.{places}f}" if s in lead else "-" for s in columns))
+                for label, prior, lead, places in lines]
         header = (f"{dataset}, {scale} scale: {reference} minus", "prior",
                   *(f"seed {s}" for s in columns))
         return markdown_table(header, body)
