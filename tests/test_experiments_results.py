@@ -189,6 +189,8 @@ def test_by_prior_of_one_seed_shows_that_seed_alone(tmp_path):
         "| ELBO | 1575.2 | 1582.4 |"]
     assert results.by_prior("mnist", "paper", quantities, seed=1).splitlines()[2] == (
         "| ELBO | 1579.0 | 1560.0 |")
+    assert results.seeds("table3_elbo", "paper") == [0, 1]
+    assert results.seeds("table3_elbo", "paper", prior="gmm") == [0]
 
 
 @settings(max_examples=30, deadline=None)

@@ -73,6 +73,11 @@ class Results:
         whose cells equal ``match``, e.g. ``dataset="mnist", prior="ladder"``."""
         return _mean_std(self.rows(name, scale), name, column, match)
 
+    def seeds(self, name: str, scale: str | None = None, **match: str) -> list[int]:
+        """The seeds that finished in any row of table ``name`` whose cells equal ``match``."""
+        return sorted({int(seed) for row in self.finished(name, scale, **match)
+                       for seed in row["seeds"].split()})
+
     def by_seed(self, name: str, column: str, scale: str | None = None,
                 **match: str) -> dict[int, float]:
         """Each finished seed's value of ``column`` in the one row of table ``name`` whose cells
