@@ -241,6 +241,7 @@ def compare_priors(
     n_samples: int = 256,
     seed: int = 0,
     progress: bool = False,
+    grid_samples: int | None = None,
 ) -> PriorComparison:
     """Fig 2 as a tool: fit ``names`` to the frozen 2-D latent of ``model`` and compare them.
 
@@ -255,7 +256,9 @@ def compare_priors(
     ``d_t`` is the prior-VAE latent size of the hierarchical and LaDDer priors (1 or 2; the paper
     uses 2); ``base`` their other settings (the paper's if None); ``epochs``, ``batch_size`` and
     ``lr`` drive :func:`ladder.prior_block.fit_prior`; ``n_samples`` importance samples estimate the
-    generative priors' log p(z).
+    generative priors' log p(z), and ``grid_samples`` (``n_samples`` if None) those of the grid's
+    panels: a picture on a 14-nat colour scale needs fewer than the numbers, and the grid has
+    far more points than there are test encodings.
     """
     unknown = [n for n in names if n not in FIG2_PRIORS]
     if unknown:
@@ -270,7 +273,7 @@ def compare_priors(
     priors, history = fit_priors(model, train_images, names, d_t, base, epochs, batch_size, lr,
                                  seed, progress)
     result = _evaluate(priors, (mu_train, std_train), (mu_test, std_test), extent, resolution,
-                       n_z, n_samples, seed)
+                       n_z, n_samples, seed, grid_samples)
     result.history = history
     return result
 
@@ -313,8 +316,10 @@ def _evaluate(
     n_z: int,
     n_samples: int,
     seed: int,
+    grid_samples: int | None = None,
 ) -> PriorComparison:
-    """Grid densities and cross-entropies of ``priors`` against the aggregate posterior of the
+    """Grid densities (``grid_samples`` importance samples, ``n_samples`` if None) and
+    cross-entropies (``n_samples``) of ``priors`` against the aggregate posterior of the
     ``train`` encodings (steps 2 and 3 of :func:`compare_priors`)."""
     mu_train, std_train = train
     xs, ys, points = grid_points(extent, resolution, mu_train.device)
@@ -329,7 +334,8 @@ def _evaluate(
                                                                         n_samples, seed)
     for name, prior in priors.items():
         with _seeded(seed, mu_train.device):
-            result.log_p[name] = log_density(prior, points, n_samples).reshape(shape).cpu()
+            result.log_p[name] = log_density(prior, points, grid_samples or n_samples
+                                             ).reshape(shape).cpu()
     return result
 
 

@@ -250,3 +250,15 @@ def test_the_grid_holds_all_of_q_even_for_posteriors_far_narrower_than_its_step(
     assert abs(result.mass("aggregate") - 1) < 1e-6
     level = result.low_density_threshold(q_mass=0.01)
     assert result.mass_where_q_below("aggregate", level) <= 0.01
+
+
+def test_the_grid_takes_its_own_importance_samples_and_the_numbers_keep_theirs():
+    prior = build_prior(prior_config("hierarchical", 2, 1, SMALL), None, (1, 2, 2), 0).eval()
+    generator = torch.Generator().manual_seed(0)
+    mu, std = torch.randn(40, 2, generator=generator), torch.full((40, 2), 0.3)
+    kwargs = dict(extent=2.0, resolution=0.5, n_z=1, n_samples=16, seed=0)
+    default, same, fewer = (latent2d._evaluate({"h": prior}, (mu, std), (mu, std), **kwargs,
+                                               grid_samples=k) for k in (None, 16, 2))
+    assert torch.equal(default.log_p["h"], same.log_p["h"])
+    assert not torch.equal(default.log_p["h"], fewer.log_p["h"])
+    assert default.cross_entropy == fewer.cross_entropy
