@@ -8,9 +8,12 @@ with the same J interior points is its baseline. Both are scored
 * in latent space, with :func:`ladder.slp.path_stats`: the mean and the minimum of log p over the J
   interior points, the path length and the std of the J+1 step lengths;
 * in data space, on the J interior frames decoded from each path (the endpoints are the same
-  reconstructions for SLP and SP): the evaluation classifier's mean maximum softmax probability
-  (``confidence``), and the Fréchet classifier distance (:data:`ladder.features.FCD_LABEL`) of all
-  interior frames of all pairs to the test images, on the classifier's penultimate features.
+  reconstructions for SLP and SP), on the evaluation classifier: its mean maximum softmax
+  probability (``confidence``); the share of the frames inside the test images' k-NN manifold
+  (``precision``, :mod:`ladder.knn_manifold`), which asks whether each frame is realistic; and
+  two numbers over all interior frames of all pairs, the Fréchet classifier distance
+  (:data:`ladder.features.FCD_LABEL`) to the test images and the share of the test images whose
+  k-NN ball holds a frame (``coverage``), which ask how the frames are distributed.
 
 Which space and which log p (as in Fig 5 and the reference notebook): a model whose prior is a
 prior VAE (LaDDer, hierarchical; also a ladder of several) is interpolated in the innermost t with
@@ -35,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ladder.features import extract_features, frechet_distance
+from ladder.knn_manifold import ball_membership, manifold_radii
 from ladder.markdown import format_fraction, format_with_error, markdown_table
 from ladder.metrics import mean_and_stderr
 from ladder.model import VAE
@@ -42,6 +46,8 @@ from ladder.slp import SLPResult, decode_path, path_stats, shortest_likely_path,
 
 __all__ = [
     "METRICS",
+    "PER_PAIR",
+    "WHOLE_SET",
     "LatentSpace",
     "SLPComparison",
     "compare_slp_sp",
@@ -51,16 +57,20 @@ __all__ = [
     "random_pairs",
 ]
 
-#: The measured quantities: (which value is better, what it is). All but ``fcd`` are per pair.
+#: The measured quantities: (which value is better, what it is). All but :data:`WHOLE_SET` are
+#: per pair.
 METRICS: dict[str, tuple[str, str]] = {
     "log_p_mean": ("higher", "mean log p over the J interior points"),
     "log_p_min": ("higher", "minimum log p over the J interior points"),
     "length": ("lower", "path length"),
     "step_std": ("lower", "std of the J+1 step lengths"),
     "confidence": ("higher", "classifier's mean max softmax over the J interior frames"),
+    "precision": ("higher", "share of the J interior frames inside the test images' manifold"),
     "fcd": ("lower", "Fréchet classifier distance of all interior frames to the test images"),
+    "coverage": ("higher", "share of the test images whose k-NN ball holds an interior frame"),
 }
-PER_PAIR = tuple(m for m in METRICS if m != "fcd")
+WHOLE_SET = ("fcd", "coverage")
+PER_PAIR = tuple(m for m in METRICS if m not in WHOLE_SET)
 
 
 @dataclass
@@ -139,8 +149,9 @@ class SLPComparison:
     """The outcome of :func:`compare_slp_sp` for one model.
 
     ``per_pair[method][metric]`` is ``[P]`` for ``method`` in ("slp", "sp") and the metrics of
-    :data:`PER_PAIR`; ``fcd[method]`` is one number over all frames, ``fcd_boot[method]`` its
-    bootstrap replicates over pairs (``[n_boot]``). ``paths[method]`` is ``[P, J+2, d]`` and
+    :data:`PER_PAIR`; ``whole_set[metric][method]`` is one number over all frames for the metrics
+    of :data:`WHOLE_SET`, ``whole_set_boot[metric][method]`` its bootstrap replicates over pairs
+    (``[n_boot]``). ``paths[method]`` is ``[P, J+2, d]`` and
     ``frames[method]`` the decoded ``[P, J+2, C, H, W]``; ``pairs`` the image indices ``[P, 2]``;
     ``slp`` the optimiser's :class:`ladder.slp.SLPResult` (its history gives Fig 6 c-f).
     """
@@ -150,8 +161,8 @@ class SLPComparison:
     paths: dict[str, Tensor]
     frames: dict[str, Tensor]
     per_pair: dict[str, dict[str, Tensor]]
-    fcd: dict[str, float]
-    fcd_boot: dict[str, Tensor]
+    whole_set: dict[str, dict[str, float]]
+    whole_set_boot: dict[str, dict[str, Tensor]]
     slp: SLPResult
 
     @property
@@ -168,20 +179,21 @@ class SLPComparison:
         ``slp_better``, the fraction of pairs where SLP is strictly better than SP.
 
         Per-pair metrics give means with standard errors over pairs (``diff_se`` is the paired
-        one). For ``fcd`` the values are the distances themselves, the errors are bootstrap
+        one). For :data:`WHOLE_SET` the values are the whole set's, the errors are bootstrap
         standard errors over pairs, and ``slp_better`` is the fraction of bootstrap resamples in
-        which SLP's distance is the lower (NaN without resamples).
+        which SLP's value is the better (NaN without resamples).
         """
         rows = []
         for metric, (better, _) in METRICS.items():
             sign = 1.0 if better == "higher" else -1.0
-            if metric == "fcd":
-                a, b = self.fcd_boot["slp"], self.fcd_boot["sp"]
+            if metric in WHOLE_SET:
+                value = self.whole_set[metric]
+                a, b = self.whole_set_boot[metric]["slp"], self.whole_set_boot[metric]["sp"]
                 boot = a.numel() > 1
                 row = {
-                    "slp": self.fcd["slp"], "slp_se": float(a.std()) if boot else math.nan,
-                    "sp": self.fcd["sp"], "sp_se": float(b.std()) if boot else math.nan,
-                    "diff": self.fcd["slp"] - self.fcd["sp"],
+                    "slp": value["slp"], "slp_se": float(a.std()) if boot else math.nan,
+                    "sp": value["sp"], "sp_se": float(b.std()) if boot else math.nan,
+                    "diff": value["slp"] - value["sp"],
                     "diff_se": float((a - b).std()) if boot else math.nan,
                     "slp_better": float((sign * (a - b) > 0).double().mean()) if boot else math.nan,
                 }  # fmt: skip
@@ -216,6 +228,7 @@ def compare_slp_sp(
     reference_images: Tensor | None = None,
     z_sample: bool = False,
     n_boot: int = 100,
+    manifold_k: int = 5,
     **slp_options: Any,
 ) -> SLPComparison:
     """SLP against SP on ``n_pairs`` random pairs of ``images`` (test images ``[N, C, H, W]`` in
@@ -229,7 +242,9 @@ def compare_slp_sp(
     across P. ``preset`` and ``slp_options`` (``iters``, ``n_steps``, ``weights``, ...) go to
     :func:`ladder.slp.shortest_likely_path`; ``seed`` picks the pairs (and the z draws with
     ``z_sample``, see :func:`latent_space`) and the bootstrap resamples; ``n_boot`` is the number
-    of bootstrap resamples of the pairs for the FCD errors (0: none). Deterministic for a seed on
+    of bootstrap resamples of the pairs for the errors of :data:`WHOLE_SET` (0: none);
+    ``manifold_k`` the k of the reference images' k-NN manifold (:mod:`ladder.knn_manifold`) that
+    ``precision`` and ``coverage`` use. Deterministic for a seed on
     a fixed device and thread count. Model and classifier are evaluated in eval mode and left in
     the mode they came in.
     """
@@ -252,39 +267,74 @@ def compare_slp_sp(
         device = next(classifier.parameters()).device
         ref = images if reference_images is None else reference_images
         ref_features = extract_features(classifier.features, ref, device=device)
+        radii = manifold_radii(ref_features, manifold_k)
+        j = slp.config.n_steps
         per_pair: dict[str, dict[str, Tensor]] = {}
         frames: dict[str, Tensor] = {}
         features: dict[str, Tensor] = {}
+        covers: dict[str, Tensor] = {}
         for method, path in paths.items():
             stats = path_stats(lat.log_prob, path)
             frames[method] = decode_path(path, lat.decoders)
             interior = frames[method][:, 1:-1]
             confidence, features[method] = _scores(classifier, interior.flatten(0, 1), device)
+            inside = ball_membership(ref_features, radii, features[method]).reshape(n_pairs, j, -1)
+            covers[method] = inside.any(1)  # [P, n_ref]: the reference balls each pair reaches
             per_pair[method] = {m: stats[m].detach().cpu() for m in PER_PAIR if m in stats}
             per_pair[method]["confidence"] = confidence.reshape(n_pairs, -1).mean(-1)
+            per_pair[method]["precision"] = inside.any(2).double().mean(-1)
     finally:
         model.train(modes[0])
         classifier.train(modes[1])
 
-    j = slp.config.n_steps
-    fcd = {m: frechet_distance(ref_features, f) for m, f in features.items()}
-    generator = torch.Generator().manual_seed(seed)
-    fcd_boot: dict[str, list[float]] = {m: [] for m in features}
-    for _ in range(n_boot):
-        pick = torch.randint(n_pairs, (n_pairs,), generator=generator)
-        rows = (pick[:, None] * j + torch.arange(j)).flatten()  # all J frames of each picked pair
-        for method, f in features.items():
-            fcd_boot[method].append(frechet_distance(ref_features, f[rows]))
+    whole_set, whole_set_boot = _whole_set(ref_features, features, covers, n_boot, seed)
     return SLPComparison(
         space=lat.name,
         pairs=pairs,
         paths={k: v.detach().cpu() for k, v in paths.items()},
         frames={k: v.cpu() for k, v in frames.items()},
         per_pair=per_pair,
-        fcd=fcd,
-        fcd_boot={k: torch.tensor(v, dtype=torch.float64) for k, v in fcd_boot.items()},
+        whole_set=whole_set,
+        whole_set_boot=whole_set_boot,
         slp=slp,
     )
+
+
+def _whole_set(
+    ref_features: Tensor,
+    features: dict[str, Tensor],
+    covers: dict[str, Tensor],
+    n_boot: int,
+    seed: int,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Tensor]]]:
+    """The :data:`WHOLE_SET` metrics of each method's frames (``features[method]``, the J frames
+    of each of P pairs in order; ``covers[method]`` ``[P, n_ref]``, the reference balls a pair's
+    frames reach), and their values over ``n_boot`` resamples of the pairs, drawn from a generator
+    seeded with ``seed``."""
+    n_pairs = next(iter(covers.values())).shape[0]
+    j = next(iter(features.values())).shape[0] // n_pairs
+
+    def measure(method: str, picked: Tensor) -> dict[str, float]:
+        rows = (picked[:, None] * j + torch.arange(j)).flatten()  # all J frames of each pair
+        return {
+            "fcd": frechet_distance(ref_features, features[method][rows]),
+            "coverage": float(covers[method][picked].any(0).double().mean()),
+        }
+
+    everything = torch.arange(n_pairs)
+    values = {m: measure(m, everything) for m in features}
+    generator = torch.Generator().manual_seed(seed)
+    boot: dict[str, dict[str, list[float]]] = {m: {k: [] for k in features} for m in WHOLE_SET}
+    for _ in range(n_boot):
+        pick = torch.randint(n_pairs, (n_pairs,), generator=generator)
+        for method in features:
+            for metric, value in measure(method, pick).items():
+                boot[metric][method].append(value)
+    return (
+        {metric: {m: values[m][metric] for m in features} for metric in WHOLE_SET},
+        {metric: {m: torch.tensor(v, dtype=torch.float64) for m, v in by.items()}
+         for metric, by in boot.items()},
+    )  # fmt: skip
 
 
 def comparison_rows(results: Mapping[str, SLPComparison]) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ from ladder.plots.slp import plot_slp_vs_sp
 from ladder.priors import Prior
 from ladder.slp_eval import (
     METRICS,
+    PER_PAIR,
+    WHOLE_SET,
     compare_slp_sp,
     comparison_rows,
     comparison_table,
@@ -115,11 +117,17 @@ def test_shapes_and_summary_fields(prior, dim):
     assert res.frames["slp"].shape == (6, 6, 1, 28, 28)
     assert res.slp.history["objective"].shape == (6, 6)
     for method in ("slp", "sp"):
-        assert set(res.per_pair[method]) == set(METRICS) - {"fcd"}
+        assert set(res.per_pair[method]) == set(PER_PAIR) == set(METRICS) - set(WHOLE_SET)
         assert all(v.shape == (6,) for v in res.per_pair[method].values())
-        assert math.isfinite(res.fcd[method]) and res.fcd_boot[method].shape == (3,)
+        for metric in WHOLE_SET:
+            assert math.isfinite(res.whole_set[metric][method])
+            assert res.whole_set_boot[metric][method].shape == (3,)
         c = res.per_pair[method]["confidence"]
         assert ((c >= 0.1) & (c <= 1)).all()  # max softmax of 10 classes
+        share = torch.cat([res.per_pair[method]["precision"],
+                           res.whole_set_boot["coverage"][method],
+                           torch.tensor([res.whole_set["coverage"][method]])])
+        assert ((share >= 0) & (share <= 1)).all()
     rows = res.summary()
     assert [r["metric"] for r in rows] == list(METRICS)
     assert all(set(r) == ROW_FIELDS for r in rows)
@@ -128,7 +136,8 @@ def test_shapes_and_summary_fields(prior, dim):
     table = comparison_table({prior: res})
     assert table.count("\n") == 1 + len(METRICS)
     assert all(f"| {m} |" in table for m in METRICS) and "(boot)" in table
-    assert [r["model"] for r in comparison_rows({"a": res, "b": res})] == ["a"] * 6 + ["b"] * 6
+    n = len(METRICS)
+    assert [r["model"] for r in comparison_rows({"a": res, "b": res})] == ["a"] * n + ["b"] * n
     with pytest.raises(ValueError, match="unknown metrics"):
         comparison_table({prior: res}, metrics=["fid"])
 

@@ -216,14 +216,15 @@ def plot_slp_vs_sp(
     results: Mapping[str, SLPComparison], metrics: Sequence[str] | None = None, seed: int = 0
 ) -> Figure:
     """SLP against SP over pairs (Sec 4.3): per metric, the paired differences SLP - SP of each
-    model (a box over pairs, one dot per pair, dashed zero line); for ``fcd``, the distances of SLP
-    and SP with bootstrap standard errors.
+    model (a box over pairs, one dot per pair, dashed zero line); for the whole-set metrics
+    (:data:`ladder.slp_eval.WHOLE_SET`: ``fcd``, ``coverage``), the values of SLP and SP with
+    bootstrap standard errors.
 
     ``results`` maps a model's name to :func:`ladder.slp_eval.compare_slp_sp`'s result; ``metrics``
     defaults to all of :data:`ladder.slp_eval.METRICS`. A panel title says which sign is good
     ("SLP better: > 0" where higher values are better). ``seed`` fixes the dots' horizontal jitter.
     """
-    from ladder.slp_eval import METRICS
+    from ladder.slp_eval import METRICS, WHOLE_SET
 
     metrics = list(METRICS) if metrics is None else list(metrics)
     if not results or any(m not in METRICS for m in metrics):
@@ -242,13 +243,14 @@ def plot_slp_vs_sp(
     pos = np.arange(len(names))
     for ax, metric in zip(axes, metrics, strict=False):
         better, _ = METRICS[metric]
-        if metric == "fcd":
+        if metric in WHOLE_SET:
             for k, (method, shift) in enumerate((("slp", -0.18), ("sp", 0.18))):
-                values = [results[n].fcd[method] for n in names]
-                boot = [results[n].fcd_boot[method] for n in names]
+                values = [results[n].whole_set[metric][method] for n in names]
+                boot = [results[n].whole_set_boot[metric][method] for n in names]
                 err = [float(b.std()) if b.numel() > 1 else 0.0 for b in boot]
                 ax.bar(pos + shift, values, 0.36, yerr=err, color=f"C{k}", label=method.upper())
-            ax.set_title("FCD (lower is better)")
+            title = "FCD" if metric == "fcd" else metric
+            ax.set_title(f"{title} ({better} is better)")
             ax.legend()
         else:
             diffs = [np.asarray(results[n].differences()[metric], dtype=float) for n in names]
