@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "claims")
     parser.add_argument("--table", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
-    out = args.out / args.isa
+    # absolute: each chapter's kernel runs in its own folder, and the claims log must not move
+    out = args.out.resolve() / args.isa
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for notebook in args.notebooks:
