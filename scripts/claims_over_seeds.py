@@ -16,10 +16,12 @@ Resumable: each finished run leaves ``OUT/<chapter>-seed<k>.jsonl``, and a rerun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import papermill
@@ -31,6 +33,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "book").glob("0[1-5]_*.ipynb"))  # chapter 6 trains nothing
 
 
+@contextlib.contextmanager
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` while the block runs, as it was afterwards."""
+    before = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_one(notebook: Path, seed: int, isa: str, out: Path) -> Path:
     """Execute ``notebook`` with ``seed`` unless its claims file exists; return that file."""
     claims = out / f"{notebook.stem}-seed{seed}.jsonl"
@@ -38,14 +55,14 @@ def run_one(notebook: Path, seed: int, isa: str, out: Path) -> Path:
         return claims
     partial = claims.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    os.environ.update({**CANONICAL_ENV, **ISA_ENV[isa], CLAIMS_LOG_ENV: str(partial)})
     started = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(
-            notebook, out / f"{notebook.stem}-seed{seed}.ipynb", parameters={"seed": seed},
-            kernel_name="python3", cwd=notebook.parent, progress_bar=False,
-        )
+        with environment({**CANONICAL_ENV, **ISA_ENV[isa], CLAIMS_LOG_ENV: str(partial)}):
+            papermill.execute_notebook(
+                notebook, out / f"{notebook.stem}-seed{seed}.ipynb", parameters={"seed": seed},
+                kernel_name="python3", cwd=notebook.parent, progress_bar=False,
+            )
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue}"
     with open(partial, "a", encoding="utf-8") as stream:

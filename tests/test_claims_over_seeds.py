@@ -1,13 +1,17 @@
 """scripts/claims_over_seeds.py: a survey records every claim of a notebook, seed by seed."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import claims_over_seeds  # noqa: E402
+
+from ladder.notebook import CLAIMS_LOG_ENV  # noqa: E402
 
 
 def test_a_relative_out_folder_records_the_claims_of_a_notebook_run_elsewhere(
@@ -37,3 +41,14 @@ def test_a_relative_out_folder_records_the_claims_of_a_notebook_run_elsewhere(
     assert [r["margin"] for r in records[2] if "claim" in r] == [-0.5]
     assert all(r["run"]["error"] is None for rs in records.values() for r in rs if "run" in r)
     assert status == 1  # seed 2 breaks the claim
+    assert CLAIMS_LOG_ENV not in os.environ  # later checks in this process assert again
+
+
+def test_the_environment_is_restored_after_a_run(monkeypatch):
+    monkeypatch.setenv("LADDER_TEST_KEPT", "before")
+    monkeypatch.delenv("LADDER_TEST_ADDED", raising=False)
+    with pytest.raises(RuntimeError):
+        with claims_over_seeds.environment({"LADDER_TEST_KEPT": "x", "LADDER_TEST_ADDED": "y"}):
+            assert os.environ["LADDER_TEST_KEPT"] == "x" and os.environ["LADDER_TEST_ADDED"] == "y"
+            raise RuntimeError("a run that raises")
+    assert os.environ["LADDER_TEST_KEPT"] == "before" and "LADDER_TEST_ADDED" not in os.environ
