@@ -23,23 +23,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ladder.features import _as_feature_matrix
+
 __all__ = ["ball_membership", "manifold_radii"]
 
 _CHUNK = 2048  # rows of a distance matrix computed at once (2048 x 10k in float64: 160 MB)
 
 
-def _features(x: Tensor, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a feature matrix [N, F], got {getattr(x, 'shape', x)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x.detach().to("cpu", torch.float64)
-
-
 def manifold_radii(real: Tensor, k: int = 5) -> Tensor:
     """The distance from each row of ``real`` ``[N, F]`` to its k-th nearest other row, ``[N]``
     (float64; Kynkäänniemi et al. 2019, Eq 1). ``k`` is in [1, N - 1]."""
-    real = _features(real, "real")
+    real = _as_feature_matrix(real, "real")
     if not 1 <= k < real.shape[0]:
         raise ValueError(f"k must be in [1, {real.shape[0] - 1}] for {real.shape[0]} samples, got {k}")
     radii = []
@@ -54,7 +48,7 @@ def ball_membership(real: Tensor, radii: Tensor, fake: Tensor) -> Tensor:
     """``[n_fake, n_real]`` booleans: row i, column j is True when ``fake[i]`` lies in real sample
     j's ball, closer than ``radii[j]`` to ``real[j]`` (:func:`manifold_radii`; strictly, as the
     ``prdc`` package)."""
-    real, fake = _features(real, "real"), _features(fake, "fake")
+    real, fake = _as_feature_matrix(real, "real"), _as_feature_matrix(fake, "fake")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature dimensions differ: {real.shape[1]} vs {fake.shape[1]}")
     if radii.shape != (real.shape[0],):
