@@ -99,6 +99,18 @@ def test_scales_compose_the_documented_configs(manifest):
     assert (ref.data.n_train, ref.train.epochs, ref.train.warmup_epochs) == (None, 30, 10)
 
 
+@pytest.mark.parametrize("scale", SCALES)
+def test_an_experiments_own_counts_win_over_the_scales(manifest, scale):
+    """Fig 2's n_samples are importance samples per encoding (its scale_parameters), not the
+    scale's evaluation count of generated images, which the training runs keep."""
+    runs = {r.id: r for r in manifest.runs(scale)}
+    own = manifest.experiments["fig2"].scale_parameters[scale]["n_samples"]
+    evaluation = manifest.scale(scale).evaluate["n_samples"]
+    assert own != evaluation
+    assert runs["fig2-mnist-seed0"].parameters["n_samples"] == own
+    assert runs["mnist-ladder-seed0"].parameters["n_samples"] == evaluation
+
+
 def test_only_selects_by_pattern_and_pulls_in_needs(manifest):
     runs = manifest.runs("quick")
     chosen = select(runs, "mnist-*-seed0")

@@ -232,7 +232,6 @@ def _expand(exp: Experiment, values: dict[str, Any], scale: Scale) -> Run:
     fields = {**exp.parameters, **values}
     params = {k: _fill(v, fields) for k, v in exp.parameters.items()}
     params.update({k: v for k, v in values.items() if k in ("dataset", "prior", "seed")})
-    params.update(exp.scale_parameters.get(scale.name, {}))
     params["scale"] = scale.name
     if exp.trains:
         dataset = params.get("dataset", "mnist")
@@ -241,6 +240,9 @@ def _expand(exp: Experiment, values: dict[str, Any], scale: Scale) -> Run:
         preset, overrides = compose_training(scale, dataset, prior, model_preset,
                                              [_fill(o, fields) for o in exp.overrides])
         params.update(preset=preset, overrides=override_dict(overrides), **scale.evaluate)
+    # the experiment's own counts win over the scale's evaluation counts of the same name: Fig
+    # 2's n_samples are importance samples per encoding, not the evaluation's generated images
+    params.update(exp.scale_parameters.get(scale.name, {}))
     return Run(id=_fill(exp.id, fields), scale=scale.name, notebook=exp.notebook,
                parameters=params, outputs=tuple(exp.outputs),
                needs=tuple(_fill(n, fields) for n in exp.needs), requires=exp.requires,
