@@ -201,9 +201,12 @@ def test_leads_are_the_reference_minus_the_other_in_each_shared_seed(tmp_path_fa
     root = tmp_path_factory.mktemp("leads")
     _write_table(root / "paper", "table3_elbo",
                  [_seeded_row("ladder", ours), _seeded_row("gmm", theirs)])
-    lines = Results(root, ["paper"]).leads(
-        "mnist", "paper", {"ELBO": ("table3_elbo", "ELBO")}).splitlines()
+    results = Results(root, ["paper"])
+    lines = results.leads("mnist", "paper", {"ELBO": ("table3_elbo", "ELBO")}).splitlines()
     shared = sorted(ours.keys() & theirs.keys())
+    lead = results.lead("table3_elbo", "ELBO", "paper", "gmm", dataset="mnist")
+    assert list(lead) == shared
+    assert all(lead[s] == pytest.approx(ours[s] - theirs[s], abs=1e-6) for s in shared)
     assert lines[0] == "| " + " | ".join(
         ["mnist, paper scale: ladder minus", "prior", *(f"seed {s}" for s in shared)]) + " |"
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]

@@ -132,15 +132,23 @@ class Results:
                 raise ResultsError(f"table {name} has no finished {reference} run on {dataset}")
             ours = values.pop(reference)
             for prior, theirs in values.items():
-                both = sorted(ours.keys() & theirs.keys())
-                seeds.update(both)
-                lines.append((label, prior, {s: ours[s] - theirs[s] for s in both}, digits))
+                lead = _difference(ours, theirs)
+                seeds.update(lead)
+                lines.append((label, prior, lead, digits))
         columns = sorted(seeds)
         body = [(label, prior, *(f"{lead[s]:+.{places}f}" if s in lead else "-" for s in columns))
                 for label, prior, lead, places in lines]
         header = (f"{dataset}, {scale} scale: {reference} minus", "prior",
                   *(f"seed {s}" for s in columns))
         return markdown_table(header, body)
+
+    def lead(self, name: str, column: str, scale: str, other: str, reference: str = "ladder",
+             **match: str) -> dict[int, float]:
+        """``reference``'s value of ``column`` minus ``other``'s in table ``name``, in each seed
+        both finished, ``{seed: lead}`` (the numbers of one line of :meth:`leads`)."""
+        rows = self.rows(name, scale)
+        return _difference(*(_by_seed(rows, name, column, {**match, "prior": prior})
+                             for prior in (reference, other)))
 
     def markdown(self, name: str, scale: str | None = None) -> str:
         """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
@@ -210,6 +218,11 @@ def agreement_table(title: str, result: Mapping[str, Agreement]) -> str:
 
 def _matches(row: Mapping[str, str], match: Mapping[str, str]) -> bool:
     return all(row[k] == v for k, v in match.items())
+
+
+def _difference(ours: Mapping[int, float], theirs: Mapping[int, float]) -> dict[int, float]:
+    """``ours`` minus ``theirs`` in each seed both have, in seed order."""
+    return {seed: ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())}
 
 
 def _mean_std(rows: Sequence[Mapping[str, str]], name: str, column: str,
