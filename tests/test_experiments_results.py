@@ -4,6 +4,7 @@ ordering of the priors with the paper's."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,15 @@ def test_agreement_skips_missing_values_and_lower_is_better():
     result = agreement(rows, "ELBO mean", ("table3", "elbo"), higher_better=False)
     assert result["mnist"].priors == len(PRIORS) - 1 and result["mnist"].best_ours == "vamp"
     assert "| mnist | +1.00 | 4 | vamp | vamp |" in agreement_table("ELBO", result)
+
+
+def test_landed_reads_one_json_file_of_each_landed_run_that_has_it(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", _rows(1))
+    for run, content in (("mnist-normal-seed1", {"draws": [1.0]}), ("fig5-mnist-gmm-seed1", None)):
+        folder = tmp_path / "paper" / "runs" / run
+        folder.mkdir(parents=True)
+        if content is not None:
+            (folder / "fcd_parts.json").write_text(json.dumps(content))
+    results = Results(tmp_path, ["paper"])
+    assert results.landed("paper", "fcd_parts.json") == {"mnist-normal-seed1": {"draws": [1.0]}}
+    assert results.landed("paper", "fig5.json") == {}

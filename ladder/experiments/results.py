@@ -6,6 +6,7 @@ the priors with the paper's (chapter 6)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,13 @@ class Results:
         bold text (a book page has one title)."""
         title, body = (self.folder(name, scale) / f"{name}.md").read_text().split("\n", 1)
         return f"**{title.lstrip('# ')}**\n{body}"
+
+    def landed(self, scale: str, file: str) -> dict[str, dict]:
+        """The JSON ``file`` of each landed run of ``scale`` that has one
+        (``root/<scale>/runs/<run>/<file>``, e.g. ``fcd_parts.json`` of
+        ``scripts/fcd_parts.py``), by run name."""
+        found = sorted((self.root / scale / "runs").glob(f"*/{file}"))
+        return {path.parent.name: json.loads(path.read_text()) for path in found}
 
     def figures(self, pattern: str, scale: str | None = None) -> list[Path]:
         """The figures matching ``pattern`` of ``scale`` (pass :meth:`scale` of the table they
