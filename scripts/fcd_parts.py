@@ -129,13 +129,13 @@ def table(results: Path) -> str:
                             *_part_cells(found["parts"])])  # fmt: skip
     return (
         HEAD.format(results=results)
-        + "\n## Generated images (SM Table 1)\n\n`FCD as evaluation.json`: the run's own value. "
+        + "\n**Generated images (SM Table 1).** `FCD as evaluation.json`: the run's own value. "
         "`FCD over draws`: mean ± std over draws of the samples (their count), torch seeds 0, "
         "1, ...; the parts are the first draw's.\n\n"
         + markdown_table(
             ["run", "FCD as evaluation.json", "FCD over draws", *PART_COLUMNS], samples
         )  # fmt: skip
-        + "\n\n## Fig 5: the interior frames of each path\n\n`FCD as fig5.json`: the run's own "
+        + "\n\n**Fig 5: the interior frames of each path.** `FCD as fig5.json`: the run's own "
         "value, which `FCD` repeats.\n\n"
         + markdown_table(["run", "path", *PART_COLUMNS, "FCD as fig5.json"], frames)
         + "\n"

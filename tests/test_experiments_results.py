@@ -274,3 +274,12 @@ def test_landed_reads_one_json_file_of_each_landed_run_that_has_it(tmp_path):
     results = Results(tmp_path, ["paper"])
     assert results.landed("paper", "fcd_parts.json") == {"mnist-normal-seed1": {"draws": [1.0]}}
     assert results.landed("paper", "fig5.json") == {}
+
+
+def test_a_table_without_a_csv_is_read_from_the_scale_named(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", _rows(1))
+    (tmp_path / "paper" / "fcd_parts.md").write_text("# The parts\n\n| a |\n")
+    results = Results(tmp_path, ["paper"])
+    assert results.markdown("fcd_parts", "paper") == "**The parts**\n\n| a |\n"
+    with pytest.raises(ResultsError):
+        results.markdown("fcd_parts")  # no scale to choose it from

@@ -153,8 +153,12 @@ class Results:
 
     def markdown(self, name: str, scale: str | None = None) -> str:
         """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
-        bold text (a book page has one title)."""
-        title, body = (self.folder(name, scale) / f"{name}.md").read_text().split("\n", 1)
+        bold text (a book page has one title). A table without a CSV (one a script writes, such
+        as ``fcd_parts``) is read from the ``scale`` named."""
+        named = None if scale is None else self.root / scale
+        plain = named is not None and not (named / f"{name}.csv").exists()
+        folder = named if plain and named is not None else self.folder(name, scale)
+        title, body = (folder / f"{name}.md").read_text().split("\n", 1)
         return f"**{title.lstrip('# ')}**\n{body}"
 
     def landed(self, scale: str, file: str) -> dict[str, dict]:
