@@ -283,3 +283,20 @@ def test_a_table_without_a_csv_is_read_from_the_scale_named(tmp_path):
     assert results.markdown("fcd_parts", "paper") == "**The parts**\n\n| a |\n"
     with pytest.raises(ResultsError):
         results.markdown("fcd_parts")  # no scale to choose it from
+
+
+def test_class_mixes_set_each_run_beside_the_test_images(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", _rows(1))
+    mix = {"class_shares": [0.6, 0.4], "reference_shares": [0.5, 0.5]}
+    landed = {"fig5-mnist-normal-seed1": {"parts": {"slp": mix, "sp": {**mix, "class_shares":
+                                                                      [0.5, 0.5]}}},
+              "mnist-normal-seed1": {"parts": mix}}  # fmt: skip
+    for run, content in landed.items():
+        folder = tmp_path / "paper" / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "fcd_parts.json").write_text(json.dumps(content))
+    assert Results(tmp_path, ["paper"]).class_mixes("paper") == {
+        "fig5-mnist-normal-seed1": {"test images": [0.5, 0.5], "straight line": [0.5, 0.5],
+                                    "SLP": [0.6, 0.4]},
+        "mnist-normal-seed1": {"test images": [0.5, 0.5], "samples": [0.6, 0.4]},
+    }  # fmt: skip

@@ -168,6 +168,22 @@ class Results:
         found = sorted((self.root / scale / "runs").glob(f"*/{file}"))
         return {path.parent.name: json.loads(path.read_text()) for path in found}
 
+    def class_mixes(self, scale: str) -> dict[str, dict[str, list[float]]]:
+        """The class shares in each landed run's ``fcd_parts.json`` of ``scale``, by run: the
+        test images', and a Fig 5 run's frames of each path or a training run's samples
+        (:func:`ladder.plots.class_mix.plot_class_mix` draws them)."""
+        mixes = {}
+        for run, found in self.landed(scale, "fcd_parts.json").items():
+            parts = found["parts"]
+            if "slp" in parts:
+                mixes[run] = {"test images": parts["sp"]["reference_shares"],
+                              "straight line": parts["sp"]["class_shares"],
+                              "SLP": parts["slp"]["class_shares"]}  # fmt: skip
+            else:
+                mixes[run] = {"test images": parts["reference_shares"],
+                              "samples": parts["class_shares"]}  # fmt: skip
+        return mixes
+
     def figures(self, pattern: str, scale: str | None = None) -> list[Path]:
         """The figures matching ``pattern`` of ``scale`` (pass :meth:`scale` of the table they
         illustrate, so that a figure and its table come from one scale), or else from the
