@@ -15,8 +15,10 @@ the mean term, the class mix, and the distance once the set is drawn to the test
   iterations, no bootstrap), the parts of each path's interior frames.
 
 Each writes ``fcd_parts.json`` beside the run's files (a rerun skips a run that has one), and
-``RESULTS/fcd_parts.md`` gets the tables of every landed ``fcd_parts.json``. A run whose
-checkpoint is not here is listed and left alone.
+``RESULTS/fcd_parts.md`` gets the tables of every landed ``fcd_parts.json``, and
+``RESULTS/figures/fcd_parts_class_mix.png`` the class mix of each Fig 5 run's frames
+(:func:`ladder.plots.class_mix.plot_class_mix`). A run whose checkpoint is not here is listed
+and left alone.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any
 
 import torch
 
+from ladder.experiments.results import Results
 from ladder.markdown import markdown_table
+from ladder.plots.class_mix import plot_class_mix
 
 METHODS = ("slp", "sp")
 PART_COLUMNS = ["FCD", "mean term", "class mix TV", "classes lacking", "resampled FCD",
@@ -186,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder.name}: fcd_parts.json in {time.perf_counter() - started:.0f} s")
     (args.results / "fcd_parts.md").write_text(table(args.results))
     print(f"wrote {args.results / 'fcd_parts.md'}")
+    mixes = Results(args.results.parent, [args.results.name]).class_mixes(args.results.name)
+    frames = {run: mix for run, mix in mixes.items() if run.startswith("fig5-")}
+    if frames:
+        figure = args.results / "figures" / "fcd_parts_class_mix.png"
+        figure.parent.mkdir(exist_ok=True)
+        plot_class_mix(frames).savefig(figure, dpi=120)
+        print(f"wrote {figure}")
     return 0
 
 

@@ -11,7 +11,8 @@ import fcd_parts  # noqa: E402
 def parts(fcd: float) -> dict:
     return {"fcd": fcd, "mean_term": fcd / 2, "covariance_term": fcd / 2, "class_tv": 0.1,
             "unmatched_share": 0.0, "resampled_fcd": fcd + 3, "resampled_fcd_std": 1.0,
-            "class_matched_fcd": fcd / 2, "class_matched_fcd_std": 0.5}  # fmt: skip
+            "class_matched_fcd": fcd / 2, "class_matched_fcd_std": 0.5,
+            "class_shares": [0.6, 0.4], "reference_shares": [0.5, 0.5]}  # fmt: skip
 
 
 def land(folder: Path, files: dict) -> None:
@@ -33,6 +34,8 @@ def evaluation(fcd: float) -> dict:
 def test_runs_without_a_checkpoint_are_left_alone_and_landed_parts_are_tabulated(tmp_path, capsys):
     results, runs = tmp_path / "results", tmp_path / "runs"
     runs.mkdir()
+    results.mkdir()
+    (results / "README.md").write_text("# index\n")  # a report folder
     land(results / "runs" / "fig5-mnist-gmm-seed1", {"fig5.json": fig5({"gmm": "/x/gmm"})})
     land(results / "runs" / "mnist-gmm-seed1", {"evaluation.json": evaluation(6.0)})
     land(results / "runs" / "fig5-mnist-pair-seed0", {"fig5.json": fig5({"a": "/x", "b": "/y"})})
@@ -54,6 +57,7 @@ def test_runs_without_a_checkpoint_are_left_alone_and_landed_parts_are_tabulated
     sample = "| mnist-normal-seed1 | 514.0 | 522.0 ± 2.8 (2) | 520.0 | 260.0 | 0.100 |"
     assert frame in table and sample in table
     assert "gmm" not in table
+    assert (results / "figures" / "fcd_parts_class_mix.png").stat().st_size > 0
 
 
 def test_a_folder_without_landed_runs_is_refused_in_one_line(tmp_path, capsys):
