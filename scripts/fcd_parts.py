@@ -146,6 +146,31 @@ def table(results: Path) -> str:
     )
 
 
+class LeftAlone(Exception):
+    """A landed run this machine cannot score again, and why."""
+
+
+def analyse(folder: Path, runs: Path, draws: int, resamples: int) -> dict[str, Any]:
+    """``fcd_parts.json`` of the landed run in ``folder``, its checkpoint found under ``runs``
+    (:class:`LeftAlone` where it cannot be)."""
+    fig5 = folder / "fig5.json"
+    if fig5.exists():
+        described = json.loads(fig5.read_text())
+        if len(described["models"]) != 1:
+            raise LeftAlone(f"compares {len(described['models'])} models, not one")
+        (model_path,) = described["models"].values()
+        model_run = runs / Path(model_path).name
+    else:
+        model_run = runs / folder.name
+    if not (model_run / "checkpoint.pt").exists():
+        raise LeftAlone(f"no checkpoint at {model_run}")
+    if fig5.exists():
+        return analyse_frames(described, model_run, resamples)
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    dataset = evaluation["provenance"]["config"]["data"]["dataset"]
+    return analyse_samples(model_run, dataset, draws, resamples)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a results folder, e.g. results/paper")
@@ -165,27 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     for folder in landed:
         if (folder / "fcd_parts.json").exists():
             continue
-        fig5 = folder / "fig5.json"
-        if fig5.exists():
-            described = json.loads(fig5.read_text())
-            if len(described["models"]) != 1:
-                n = len(described["models"])
-                print(f"{folder.name}: compares {n} models, not one, left alone")
-                continue
-            (model_path,) = described["models"].values()
-            model_run = args.runs / Path(model_path).name
-        else:
-            evaluation = json.loads((folder / "evaluation.json").read_text())
-            model_run = args.runs / folder.name
-        if not (model_run / "checkpoint.pt").exists():
-            print(f"{folder.name}: no checkpoint at {model_run}, left alone")
-            continue
         started = time.perf_counter()
-        if fig5.exists():
-            found = analyse_frames(described, model_run, args.resamples)
-        else:
-            dataset = evaluation["provenance"]["config"]["data"]["dataset"]
-            found = analyse_samples(model_run, dataset, args.draws, args.resamples)
+        try:
+            found = analyse(folder, args.runs, args.draws, args.resamples)
+        except LeftAlone as reason:
+            print(f"{folder.name}: {reason}, left alone")
+            continue
         (folder / "fcd_parts.json").write_text(json.dumps(found, indent=2) + "\n")
         print(f"{folder.name}: fcd_parts.json in {time.perf_counter() - started:.0f} s")
     (args.results / "fcd_parts.md").write_text(table(args.results))
