@@ -93,15 +93,14 @@ def analyse_samples(model_run: Path, dataset: str, draws: int, resamples: int) -
     from ladder.metrics import generate
 
     model, images, classifier, weights = _load(model_run, dataset)
+    torch.manual_seed(0)
+    parts = frechet_parts(images, generate(model, len(images)), classifier, n_resamples=resamples)
     reference = extract_features(classifier.features, images)
-    distances, parts = [], {}
-    for draw in range(draws):
+    distances = [parts["fcd"]]
+    for draw in range(1, draws):
         torch.manual_seed(draw)
-        generated = generate(model, len(images))
-        distances.append(frechet_distance(reference, extract_features(classifier.features,
-                                                                      generated)))  # fmt: skip
-        if draw == 0:
-            parts = frechet_parts(images, generated, classifier, n_resamples=resamples)
+        generated = extract_features(classifier.features, generate(model, len(images)))
+        distances.append(frechet_distance(reference, generated))
     return {"model_run": model_run.name, "classifier": weights, "resamples": resamples,
             "draws": distances, "parts": parts}  # fmt: skip
 
