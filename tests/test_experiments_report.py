@@ -102,6 +102,21 @@ def test_report_shows_kl_beside_the_cross_entropy_and_blanks_older_evaluations(m
     assert "| mnist | normal | -30.00 | -19.0 ± 0.1 | -29.00 | - | 1/5 |" in md
 
 
+def test_report_splits_the_elbo_into_reconstruction_and_rate(manifest, tmp_path):
+    runs = {r.id: r for r in manifest.runs("quick")}
+    for seed, (elbo, reconstruction) in enumerate(((1575.0, 1633.0), (1610.0, 1666.0))):
+        _finish(tmp_path / "runs", runs[f"mnist-ladder-seed{seed}"], {"metrics": {
+            "elbo": {"elbo": elbo, "reconstruction": reconstruction, "pixel_error_x100": 2.3}}})
+    report("quick", tmp_path / "runs", tmp_path / "results", manifest, echo=lambda _: None)
+    out = tmp_path / "results" / "quick"
+    # rate = reconstruction - ELBO: 58 and 56 nats
+    assert "| mnist | ladder | 1592.5 ± 24.7 | 1649.5 ± 23.3 | 57.0 ± 1.4 | 2.30 ± 0.00 | 2/5 |" \
+        in (out / "beyond_elbo_parts.md").read_text()
+    rows = list(csv.DictReader((out / "beyond_elbo_parts.csv").open()))
+    ladder = next(r for r in rows if r["prior"] == "ladder" and r["dataset"] == "mnist")
+    assert ladder["rate by seed"] == "58.0 56.0"
+
+
 def test_report_lands_finished_runs_and_regenerates_from_them_alone(manifest, tmp_path):
     """A fresh clone has results/ but no runs/: the landed copies make the same tables, and
     the batch counts them as done."""

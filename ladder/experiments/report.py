@@ -19,7 +19,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,15 +109,6 @@ def land(finished: Sequence[Finished], results_root: str | os.PathLike) -> list[
     return written
 
 
-def _lookup(data: Mapping[str, Any], path: Sequence[str]) -> float | None:
-    for key in path:
-        if not isinstance(data, Mapping) or key not in data:
-            return None
-        data = data[key]
-    return float(data) if isinstance(data, (int, float)) and not isinstance(data, bool) else None
-
-
-
 @dataclass
 class Table:
     """An aggregated table: the Markdown and CSV text and the runs it cites."""
@@ -155,7 +146,7 @@ def build_table(spec: TableSpec, finished: Sequence[Finished], source: Source,
         cells = [str(k) for k in key]
         csv_cells: dict[str, Any] = dict(zip(spec.rows, key, strict=True))
         for col in spec.columns:
-            by_seed = [_lookup(f.result, col.path) for f, _ in members]
+            by_seed = [col.read(f.result) for f, _ in members]
             values = [v for v in by_seed if v is not None]
             cells.append(format_mean_std(values, col.digits))
             mean, std = mean_std(values) if values else (None, None)
