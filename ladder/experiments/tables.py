@@ -163,9 +163,9 @@ TABLES: tuple[TableSpec, ...] = (
          _PIXEL_ERROR),
         "The prior enters the ELBO through the rate alone: for a given encoder and decoder, a "
         "prior closer to their posteriors lowers it. The reconstruction is the Laplace "
-        "log-likelihood of SM C, Eq (14), with its -D log 2 sigma term (Eq (15)) and sigma the "
-        "training images' pixel error, so over D = 784 pixels a 1% change in pixel error moves "
-        "it by about 8 nats."),
+        "log-likelihood of SM C, Eq (14), with its -D log 2 sigma term (Eq (15)) and sigma a "
+        "pixel error (the paper preset's: the training images'), so over D = 784 pixels a 1% "
+        "change in pixel error moves it by about 8 nats."),
     TableSpec(
         "beyond_ladder_levels", "Beyond the paper: a ladder of two prior VAEs against one",
         ("ladder-levels",), ("dataset", "n_levels"),
