@@ -149,25 +149,26 @@ class LeftAlone(Exception):
     """A landed run this machine cannot score again, and why."""
 
 
+def _checkpointed(model_run: Path) -> Path:
+    """``model_run``, where its checkpoint is on this machine (else :class:`LeftAlone`)."""
+    if not (model_run / "checkpoint.pt").exists():
+        raise LeftAlone(f"no checkpoint at {model_run}")
+    return model_run
+
+
 def analyse(folder: Path, runs: Path, draws: int, resamples: int) -> dict[str, Any]:
     """``fcd_parts.json`` of the landed run in ``folder``, its checkpoint found under ``runs``
     (:class:`LeftAlone` where it cannot be)."""
     fig5 = folder / "fig5.json"
-    if fig5.exists():
-        described = json.loads(fig5.read_text())
-        if len(described["models"]) != 1:
-            raise LeftAlone(f"compares {len(described['models'])} models, not one")
-        (model_path,) = described["models"].values()
-        model_run = runs / Path(model_path).name
-    else:
-        model_run = runs / folder.name
-    if not (model_run / "checkpoint.pt").exists():
-        raise LeftAlone(f"no checkpoint at {model_run}")
-    if fig5.exists():
-        return analyse_frames(described, model_run, resamples)
-    evaluation = json.loads((folder / "evaluation.json").read_text())
-    dataset = evaluation["provenance"]["config"]["data"]["dataset"]
-    return analyse_samples(model_run, dataset, draws, resamples)
+    if not fig5.exists():
+        evaluation = json.loads((folder / "evaluation.json").read_text())
+        dataset = evaluation["provenance"]["config"]["data"]["dataset"]
+        return analyse_samples(_checkpointed(runs / folder.name), dataset, draws, resamples)
+    described = json.loads(fig5.read_text())
+    if len(described["models"]) != 1:
+        raise LeftAlone(f"compares {len(described['models'])} models, not one")
+    (model_path,) = described["models"].values()
+    return analyse_frames(described, _checkpointed(runs / Path(model_path).name), resamples)
 
 
 def main(argv: list[str] | None = None) -> int:
