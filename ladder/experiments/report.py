@@ -31,7 +31,7 @@ from ladder.experiments.paper import paper_value
 from ladder.experiments.slp_table import EXPERIMENT as SLP_EXPERIMENT
 from ladder.experiments.slp_table import HEADER as SLP_HEADER
 from ladder.experiments.slp_table import slp_rows
-from ladder.experiments.tables import FIGURES, TABLES, Column, TableSpec
+from ladder.experiments.tables import FIGURES, FOLDER_COLUMNS, TABLES, TableSpec
 from ladder.markdown import (
     format_duration,
     format_mean_std,
@@ -327,14 +327,6 @@ def _write_pair(out_dir: Path, name: str, markdown: str, csv_text: str) -> list[
 
 #: Settings that do not change a run's numbers, left out of ``report_folders``' ``settings``.
 _NOT_SETTINGS = ("data.root", "train.device", "train.progress", "train.eval_batch_size")
-_FOLDER_COLUMNS = (
-    Column("ELBO", ("metrics", "elbo", "elbo"), 1),
-    Column("pixel error x0.01", ("metrics", "elbo", "pixel_error_x100"), 2),
-    Column("-log p(x) IS", ("metrics", "log_likelihood", "nll"), 1),
-    Column("E[log p(z)]", ("metrics", "cross_entropy", "bound"), 2),
-    Column("KL(q(z)||p(z))", ("metrics", "cross_entropy", "kl"), 2),
-    Column("FCD generated", ("metrics", "generation", "fcd_generated"), 2),
-)
 
 
 def report_folders(root: str | os.PathLike) -> str:
@@ -372,7 +364,7 @@ def report_folders(root: str | os.PathLike) -> str:
         "evaluations'.",
     ])
     spec = TableSpec("runs", f"Run folders under {root}", ("runs",),
-                     ("dataset", "prior", "settings"), _FOLDER_COLUMNS)
+                     ("dataset", "prior", "settings"), FOLDER_COLUMNS)
     table = build_table(spec, finished, source, [f.run for f in finished])
     assert table is not None  # every run has its row
     return table.markdown
