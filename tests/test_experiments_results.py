@@ -222,6 +222,35 @@ def test_leads_need_the_reference_to_have_run(tmp_path):
         Results(tmp_path, ["paper"]).leads("mnist", "paper", {"ELBO": ("table3_elbo", "ELBO")})
 
 
+@settings(max_examples=30, deadline=None)
+@given(ours=st.dictionaries(st.integers(0, 4), st.integers(-3, 3), min_size=1),
+       theirs=st.dictionaries(st.integers(0, 4), st.integers(-3, 3)),
+       higher=st.booleans())
+def test_seeds_ahead_counts_the_shared_seeds_the_reference_wins(tmp_path_factory, ours, theirs,
+                                                                higher):
+    root = tmp_path_factory.mktemp("ahead")
+    _write_table(root / "paper", "table3_elbo", [
+        _seeded_row(p, ours if p == "ladder" else theirs if p == "gmm" else {})
+        for p in PRIORS])
+    label = f"ELBO ({'higher' if higher else 'lower'} is better)"
+    text = Results(root, ["paper"]).seeds_ahead(["mnist"], "paper",
+                                                {label: ("table3_elbo", "ELBO")})
+    header, _, line = text.splitlines()
+    assert header.split(" | ")[2:] == ["normal", "vamp", "gmm", "hierarchical |"]
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    shared = ours.keys() & theirs.keys()
+    sense = 1 if higher else -1
+    ahead = sum(sense * (ours[s] - theirs[s]) > 0 for s in shared)  # a tie is not ahead
+    assert cells == [label, "mnist", "-", "-", f"{ahead}/{len(shared)}" if shared else "-", "-"]
+
+
+def test_seeds_ahead_needs_the_label_to_say_which_way_is_better(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", [_seeded_row(p, {0: 1.0}) for p in PRIORS])
+    with pytest.raises(ValueError, match="whether higher or lower is better"):
+        Results(tmp_path, ["paper"]).seeds_ahead(["mnist"], "paper",
+                                                 {"ELBO": ("table3_elbo", "ELBO")})
+
+
 def test_by_prior_sets_the_finished_priors_side_by_side(tmp_path):
     _write_table(tmp_path / "paper", "table3_elbo", [
         _report_row("normal", 0, ELBO=0.0), _report_row("gmm", 1, ELBO=1575.24),

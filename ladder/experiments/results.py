@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from ladder.experiments.paper import paper_value
+from ladder.experiments.paper import PRIORS, paper_value
 from ladder.experiments.tables import TABLES, Column
 from ladder.markdown import format_pm, markdown_table
 
@@ -150,6 +150,27 @@ class Results:
         rows = self.rows(name, scale)
         return _difference(*(_by_seed(rows, name, column, {**match, "prior": prior})
                              for prior in (reference, other)))
+
+    def seeds_ahead(self, datasets: Sequence[str], scale: str,
+                    quantities: Mapping[str, tuple[str, str]], reference: str = "ladder") -> str:
+        """In how many seeds ``reference`` beats each other prior, as Markdown: one line per
+        label of ``quantities`` (label -> (table, column); the label says "higher is better" or
+        "lower is better") and dataset, one column per prior of :data:`PRIORS`, cells "ahead/
+        shared seeds" (a tie is not ahead), "-" where the two share no finished seed. A claim
+        that holds in every seed reads n/n in its line."""
+        others = [p for p in PRIORS if p != reference]
+        body = []
+        for label, (name, column) in quantities.items():
+            sense = _better(label)
+            for dataset in datasets:
+                cells = []
+                for other in others:
+                    lead = self.lead(name, column, scale, other, reference, dataset=dataset)
+                    ahead = sum(sense * value > 0 for value in lead.values())
+                    cells.append(f"{ahead}/{len(lead)}" if lead else "-")
+                body.append((label, dataset, *cells))
+        header = (f"{scale} scale: seeds where {reference} is ahead", "dataset", *others)
+        return markdown_table(header, body)
 
     def markdown(self, name: str, scale: str | None = None) -> str:
         """Table ``name``'s Markdown (of ``scale``, or of :meth:`folder`'s choice), its title as
@@ -290,6 +311,15 @@ def _column(name: str, header: str) -> Column:
             if (table.name, column.header) == (name, header):
                 return column
     raise ResultsError(f"ladder report writes no column {header!r} in a table {name!r}")
+
+
+def _better(label: str) -> int:
+    """+1 where ``label`` says "higher is better", -1 where it says "lower is better"."""
+    senses = [sense for words, sense in (("higher is better", 1), ("lower is better", -1))
+              if words in label]
+    if len(senses) != 1:
+        raise ValueError(f"say in the label {label!r} whether higher or lower is better")
+    return senses[0]
 
 
 def _sign(x: float) -> int:
