@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ladder.experiments.manifest import Run
 from ladder.experiments.slp_table import HEADER, slp_rows
+from ladder.slp_eval import whole_set_share
 
 
 def _run(prior: str, seed: int, dataset: str = "mnist") -> Run:
@@ -53,3 +54,14 @@ def test_the_pooled_difference_is_the_mean_over_seeds_and_the_wins_span_them(per
     assert row["slp_better min"] == min(w for _, w in per_seed)
     assert row["slp_better max"] == max(w for _, w in per_seed)
     assert row["seeds"] == f"{len(per_seed)}/3"
+
+
+def test_a_whole_set_measure_reads_its_difference_and_error_not_the_stored_share():
+    # a fig5.json written before whole_set_share held the share of bootstrap replicates
+    row = {"model": "normal", "space": "z", "metric": "coverage", "better": "higher",
+           "slp": 0.39, "sp": 0.40, "diff": -0.0081, "diff_se": 0.0035, "slp_better": 0.755,
+           "n_pairs": 300}
+    md, (csv_row,), _ = slp_rows([(_run("normal", 1), {"rows": [row]})], PLANNED)
+    share = whole_set_share(-0.0081, 0.0035, "higher")
+    assert csv_row["slp_better min"] == csv_row["slp_better max"] == share
+    assert dict(zip(HEADER, md[0], strict=True))["SLP better"] == "1%"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import matplotlib
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from torch import distributions as D
 from torch import nn
@@ -27,6 +30,7 @@ from ladder.slp_eval import (
     comparison_table,
     latent_space,
     random_pairs,
+    whole_set_share,
 )
 
 matplotlib.use("Agg")
@@ -155,6 +159,31 @@ def test_slp_beats_sp_in_min_log_p_around_a_hole():
     rows = {r["metric"]: r for r in res.summary()}
     assert rows["log_p_min"]["slp_better"] == 1.0 and rows["log_p_min"]["diff"] > 0
     assert math.isnan(rows["fcd"]["slp_se"]) and math.isnan(rows["fcd"]["slp_better"])
+
+
+@given(diff=st.floats(-10, 10), diff_se=st.floats(1e-3, 10))
+def test_whole_set_share_is_the_normal_probability_that_slp_wins(diff, diff_se):
+    share = whole_set_share(diff, diff_se, "higher")
+    assert share == pytest.approx(0.5 * math.erfc(-diff / (diff_se * math.sqrt(2))))
+    assert whole_set_share(-diff, diff_se, "lower") == share  # lower is better: the sign flips
+    assert share + whole_set_share(-diff, diff_se, "higher") == pytest.approx(1)
+    assert share == 0.5 or (share > 0.5) == (diff > 0)
+    assert whole_set_share(diff, 0.0, "higher") == (1.0 if diff > 0 else 0.0 if diff < 0 else 0.5)
+    assert math.isnan(whole_set_share(diff, math.nan, "higher"))
+
+
+def test_a_whole_set_measure_is_judged_on_the_whole_set_not_on_the_resamples():
+    # a resample holds about 63% of the pairs, so coverage is lower there, and more so for the
+    # straight line: SLP wins every replicate below, yet the whole set has SP ahead by 3 errors
+    res = compare_slp_sp(tiny("normal"), images(), classifier(), n_pairs=6, iters=3, n_boot=2)
+    res = replace(res, whole_set={**res.whole_set, "coverage": {"slp": 0.39, "sp": 0.42}},
+                  whole_set_boot={**res.whole_set_boot, "coverage": {
+                      "slp": torch.tensor([0.31, 0.32, 0.33], dtype=torch.float64),
+                      "sp": torch.tensor([0.30, 0.30, 0.30], dtype=torch.float64)}})
+    row = {r["metric"]: r for r in res.summary()}["coverage"]
+    assert row["diff"] == pytest.approx(-0.03) and row["diff_se"] == pytest.approx(0.01)
+    assert row["slp_better"] == pytest.approx(whole_set_share(-0.03, 0.01, "higher"))
+    assert row["slp_better"] < 0.01
 
 
 def test_a_seed_gives_the_same_measurement():

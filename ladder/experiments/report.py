@@ -247,7 +247,10 @@ def _slp_table(finished: Sequence[Finished], planned: Sequence[Run], scale: Scal
                      "(SP) over random test pairs", (SLP_EXPERIMENT,), (), (),
                      "Each run scores its model on the same random test pairs (the seed picks "
                      "them); `SLP better`: the share of pairs where SLP wins, its range over "
-                     "seeds. Figures: figures/fig5_*.png (the lowest seed that finished).")
+                     "seeds; of `fcd` and `coverage`, measures of the whole set of frames, the "
+                     "normal probability that SLP wins given the difference's bootstrap error "
+                     "over the pairs. Figures: figures/fig5_*.png (the lowest seed that "
+                     "finished).")
     md = _markdown(spec, SLP_HEADER, md_rows, runs, _scale_source(scale))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]), lineterminator="\n")

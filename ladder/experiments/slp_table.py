@@ -4,11 +4,13 @@ per data set, model and measure, each the mean ± sample std over the seeds of i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ladder.experiments.manifest import Run
 from ladder.markdown import format_fraction, format_with_error, mean_std
+from ladder.slp_eval import WHOLE_SET, whole_set_share
 
 EXPERIMENT = "fig5"
 HEADER = ["dataset", "model", "space", "metric", "better", "SLP", "SP", "SLP - SP",
@@ -20,8 +22,11 @@ def slp_rows(finished: Sequence[tuple[Run, Mapping[str, Any]]], planned: Sequenc
              ) -> tuple[list[list[str]], list[dict[str, Any]], list[str]]:
     """The Markdown cells (:data:`HEADER`) and CSV rows of the table from ``finished`` fig5 runs
     (each with its ``fig5.json``), and the run ids they cite. ``SLP better`` is the share of
-    pairs where SLP wins, as the range over seeds; ``seeds`` counts the seeds that finished
-    against the ``planned`` runs of that data set and prior."""
+    pairs where SLP wins (of a whole-set measure, :func:`~ladder.slp_eval.whole_set_share` of
+    the run's difference and its error, so that a ``fig5.json`` written before that measure,
+    which held the share of bootstrap replicates, reads alike), as the range over seeds;
+    ``seeds`` counts the seeds that finished against the ``planned`` runs of that data set and
+    prior."""
     planned_seeds: dict[tuple[str, str], int] = {}
     for run in planned:
         if EXPERIMENT in run.labels:
@@ -41,7 +46,7 @@ def slp_rows(finished: Sequence[tuple[Run, Mapping[str, Any]]], planned: Sequenc
         ids = [run.id for run, _ in members]
         cited += ids
         stats = {k: mean_std([row[k] for _, row in members]) for k in _VALUES}
-        wins = [row.get("slp_better") for _, row in members]
+        wins = [_wins(row) for _, row in members]
         pairs = sorted({str(row.get("n_pairs", "")) for _, row in members})
         seeds = f"{len(members)}/{planned_seeds.get((dataset, model), len(members))}"
         md_rows.append([dataset, model, first["space"], metric, first["better"],
@@ -56,6 +61,13 @@ def slp_rows(finished: Sequence[tuple[Run, Mapping[str, Any]]], planned: Sequenc
             "slp_better max": max(_known(wins), default=""),
             "pairs": " ".join(pairs), "seeds": seeds, "runs": " ".join(ids)})
     return md_rows, csv_rows, list(dict.fromkeys(cited))
+
+
+def _wins(row: Mapping[str, Any]) -> float | None:
+    """The ``SLP better`` of one run's row of a measure."""
+    if row["metric"] in WHOLE_SET:
+        return whole_set_share(row["diff"], row.get("diff_se", math.nan), row["better"])
+    return row.get("slp_better")
 
 
 def _known(fractions: Sequence[float | None]) -> list[float]:
