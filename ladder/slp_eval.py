@@ -151,9 +151,10 @@ def whole_set_share(diff: float, diff_se: float, better: str) -> float:
     its bootstrap replicates but centred on the whole set's ``diff``; NaN without an error.
 
     Not the share of replicates in which SLP wins: a resample of the pairs holds only about 63% of
-    the distinct pairs (some twice or more), so it measures a smaller set, and coverage, a union over pairs, is lower there and not
-    alike for both paths (for the straight line, whose pairs reach more distinct test images,
-    the lower), so that share can favour a path that the whole set does not."""
+    the distinct pairs (some twice or more), so it measures a smaller set, and coverage, a union
+    over pairs, is lower there and not alike for both paths (for the straight line, whose pairs
+    reach more distinct test images, the lower), so that share can favour a path that the whole
+    set does not."""
     sign = 1.0 if better == "higher" else -1.0
     if math.isnan(diff_se):
         return math.nan
