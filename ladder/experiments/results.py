@@ -125,15 +125,9 @@ class Results:
         "higher" or "lower is better"), "-" where one of them lacks the seed."""
         lines, seeds = [], set()
         for label, (name, column) in quantities.items():
-            digits, rows = _column(name, column).digits, self.rows(name, scale)
-            values = {r["prior"]: _by_seed(rows, name, column, {"dataset": dataset,
-                                                                 "prior": r["prior"]})
-                      for r in rows if r["dataset"] == dataset and r["runs"]}
-            if reference not in values:
-                raise ResultsError(f"table {name} has no finished {reference} run on {dataset}")
-            ours = values.pop(reference)
-            for prior, theirs in values.items():
-                lead = _difference(ours, theirs)
+            digits = _column(name, column).digits
+            by_prior = _leads_over(self.rows(name, scale), name, column, dataset, reference)
+            for prior, lead in by_prior.items():
                 seeds.update(lead)
                 lines.append((label, prior, lead, digits))
         columns = sorted(seeds)
@@ -161,11 +155,11 @@ class Results:
         others = [p for p in PRIORS if p != reference]
         body = []
         for label, (name, column) in quantities.items():
-            sense = _better(label)
+            sense, rows = _better(label), self.rows(name, scale)
             for dataset in datasets:
+                by_prior = _leads_over(rows, name, column, dataset, reference)
                 cells = []
-                for other in others:
-                    lead = self.lead(name, column, scale, other, reference, dataset=dataset)
+                for lead in (by_prior.get(other, {}) for other in others):
                     ahead = sum(sense * value > 0 for value in lead.values())
                     cells.append(f"{ahead}/{len(lead)}" if lead else "-")
                 body.append((label, dataset, *cells))
@@ -272,6 +266,18 @@ def _matches(row: Mapping[str, str], match: Mapping[str, str]) -> bool:
 def _difference(ours: Mapping[int, float], theirs: Mapping[int, float]) -> dict[int, float]:
     """``ours`` minus ``theirs`` in each seed both have, in seed order."""
     return {seed: ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())}
+
+
+def _leads_over(rows: Sequence[Mapping[str, str]], name: str, column: str, dataset: str,
+                reference: str) -> dict[str, dict[int, float]]:
+    """``reference``'s value of ``column`` minus each other finished prior's of ``dataset``, seed
+    by seed, in the rows of table ``name`` already read."""
+    values = {r["prior"]: _by_seed(rows, name, column, {"dataset": dataset, "prior": r["prior"]})
+              for r in rows if r["dataset"] == dataset and r["runs"]}
+    if reference not in values:
+        raise ResultsError(f"table {name} has no finished {reference} run on {dataset}")
+    ours = values.pop(reference)
+    return {prior: _difference(ours, theirs) for prior, theirs in values.items()}
 
 
 def _mean_std(rows: Sequence[Mapping[str, str]], name: str, column: str,
