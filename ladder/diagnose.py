@@ -3,10 +3,12 @@
 :func:`diagnose` looks at a model on a sample of images, deterministically (posterior means, no
 sampling, so it never touches a random generator):
 
-* the data VAE's latent: active dimensions of z (Burda et al. 2016: Cov_x(E_q(z|x)[z]) > 0.01),
-  KL(q(z|x) || N(0, I)) per dimension averaged over the images (nats a dimension carries), the
-  median posterior std and the share of its entries sitting on the ``std_floor`` of SM E's
-  ``ReLU(FC) + floor`` head;
+* the data VAE's latent: active dimensions of z (Burda et al. 2016: Cov_x(E_q(z|x)[z]) > 0.01)
+  and, since that fixed threshold counts a shrunk latent as unused, their scale-free counterpart:
+  each dimension's ``z_signal_to_noise`` (Var_x(E_q[z]) over E_x[std^2]) and ``informative_z``,
+  the dimensions where it exceeds 1; KL(q(z|x) || N(0, I)) per dimension averaged over the images
+  (nats a dimension carries), the median posterior std and the share of its entries sitting on
+  the ``std_floor`` of SM E's ``ReLU(FC) + floor`` head;
 * the decoder at the posterior mean: dead outputs, the pixels whose unclamped output is <= 0 for
   every image although some image has ink there (under a ReLU output and the L1 likelihood such a
   pixel has no gradient; results/stall/README.md), with the share of the images' ink they hold (a
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ladder.markdown import markdown_table
-from ladder.priors import active_dimensions, floor_share
+from ladder.priors import active_dimensions, floor_share, signal_to_noise
 
 if TYPE_CHECKING:
     from ladder.model import VAE
@@ -63,6 +65,7 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         black_error += float(x.abs().double().sum())
     model.train(was_training)
     mu, std = torch.cat(mus), torch.cat(stds)
+    snr = signal_to_noise(mu, std)
     kl = (0.5 * (mu.square() + std.square() - 1) - std.log()).double().mean(0)
     dead = dark & (ink > 0)
     pixels = images[0].numel()
@@ -71,6 +74,8 @@ def diagnose(model: VAE, images: Tensor, batch_size: int = 500) -> dict[str, Any
         "n_images": int(images.shape[0]),
         "active_z": int(active_dimensions(mu).sum()),
         "z_activity": mu.double().var(0, correction=0).tolist(),
+        "informative_z": int((snr > 1).sum()),
+        "z_signal_to_noise": snr.tolist(),
         "kl_per_dim": kl.tolist(),
         "kl": float(kl.sum()),
         "std_median": float(std.median()),

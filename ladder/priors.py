@@ -78,6 +78,14 @@ def active_dimensions(mu: Tensor, threshold: float = ACTIVITY_THRESHOLD) -> Tens
     return mu.double().var(0, correction=0) > threshold
 
 
+def signal_to_noise(mu: Tensor, std: Tensor) -> Tensor:
+    """Per dimension [d], the variance over the rows of the posterior means ``mu`` [N, d] against
+    the posteriors' own mean variance E_x[std^2] (``std`` [N, d]): how far apart the images' codes
+    lie in units of their width. Unlike :func:`active_dimensions` it is unchanged when the latent
+    is rescaled, so a latent shrunk around narrow posteriors still reads as used."""
+    return mu.double().var(0, correction=0) / std.double().square().mean(0)
+
+
 def principal_shares(mu: Tensor) -> list[float]:
     """The share of the total variance of the rows of ``mu`` [N, d] along each principal axis,
     largest first (the eigenvalues of Cov(mu) over their sum; zeros when mu does not vary). A

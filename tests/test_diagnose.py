@@ -80,6 +80,19 @@ def test_a_collapsed_encoder_is_flagged_and_a_used_one_is_not():
     assert not any("active" in f for f in early)
 
 
+def test_a_shrunk_latent_is_inactive_by_the_fixed_threshold_but_informative():
+    n, d = 256, 3
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(n, d, generator=g, dtype=torch.float64)
+    shrunk = torch.cat([0.01 * spread, torch.zeros(n, d)], 1).view(n, 1, 1, -1)  # std: the floor
+    found = diagnose(_pixel_model(d).double(), shrunk)
+    assert found["active_z"] == 0 and found["informative_z"] == d
+    expected = (0.01 * spread).var(0, correction=0) / 1e-6
+    torch.testing.assert_close(torch.tensor(found["z_signal_to_noise"], dtype=torch.float64), expected)
+    collapsed = torch.cat([torch.zeros(n, d), torch.ones(n, d)], 1).view(n, 1, 1, -1)
+    assert diagnose(_pixel_model(d).double(), collapsed)["informative_z"] == 0
+
+
 def test_an_exact_reconstruction_has_not_stalled_and_a_black_one_has():
     n, d = 32, 4
     x = torch.rand(n, 1, 1, 2 * d)

@@ -18,6 +18,7 @@ from ladder.priors import (
     gaussian_entropy,
     principal_shares,
     reparameterise,
+    signal_to_noise,
 )
 
 
@@ -47,6 +48,23 @@ def test_active_dimensions_are_those_whose_mean_varies_over_the_data(scales, see
     clear = (variance - ACTIVITY_THRESHOLD).abs() > 0.2 * variance + 1e-3  # away from the edge
     assert torch.equal(active_dimensions(mu)[clear], (variance > ACTIVITY_THRESHOLD)[clear])
     assert torch.equal(active_dimensions(mu + 5.0)[clear], active_dimensions(mu)[clear])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.01, 3.0), min_size=1, max_size=5), st.floats(1e-3, 1.0),
+       st.floats(1e-4, 1e4), st.integers(0, 2**31 - 1))  # fmt: skip
+def test_signal_to_noise_is_the_spread_of_the_means_in_units_of_the_posterior_width(
+    scales, width, shrink, seed
+):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(4000, len(scales), generator=g, dtype=torch.float64) * torch.tensor(scales)
+    std = width * (0.5 + torch.rand(mu.shape, generator=g, dtype=torch.float64))
+    ratio = signal_to_noise(mu, std)
+    expected = mu.var(0, correction=0) / std.square().mean(0)
+    torch.testing.assert_close(ratio, expected)
+    torch.testing.assert_close(signal_to_noise(shrink * mu + 3.0, shrink * std), ratio)
+    # the fixed threshold does change with the scale: a latent shrunk far enough is inactive
+    assert not active_dimensions(1e-3 * mu).any()
 
 
 @settings(max_examples=40, deadline=None)
