@@ -35,9 +35,10 @@ export LADDER_DATA=${LADDER_DATA:-$here/../shared/data} PYTHONPATH=$snap PYTHONH
 ladder=$here/.venv/bin/ladder
 # seed 0 of the ten rows of Tables 2-3 and SM Table 1, LaDDer and its GMM baseline first, then
 # seeds 1 and 2 (the verdict needs three per row) with Fig 2's shared frozen latent after seed
-# 1's LaDDer and GMM pair, then SM Table 2's d_t ablation at seed 0 (d_t = 8 is the LaDDer row). Fig 5 (SLP against SP) loads a
-# trained model, so `fig5-<dataset>-<prior>-seed<s>` stands for that prior's run followed at once
-# by its Fig 5 run, on the machine that holds the checkpoint. Seed 0's LaDDer, GMM and MNIST
+# 1's LaDDer and GMM pair, then SM Table 2's d_t ablation at seed 0 (d_t = 8 is the LaDDer row),
+# then Fig 2's frozen latent at seeds 1 and 2 (the verdict reads it over seeds). Fig 5 (SLP
+# against SP) loads a trained model, so `fig5-<dataset>-<prior>-seed<s>` stands for that prior's
+# run followed at once by its Fig 5 run, on the machine that holds the checkpoint. Seed 0's LaDDer, GMM and MNIST
 # Normal runs landed before Fig 5 ran one model at a time: their Fig 5 comes last, as it trains
 # them again (`ladder reproduce` retrains a landed run that another run needs). Last, beyond the
 # paper, the hierarchical prior with SM E's d_t = 2 (hierarchical-dt: is the hyper latent's size
@@ -59,7 +60,8 @@ for seed in 1 2; do
            "$(row fashion normal $seed),$(row fashion hierarchical $seed)")
 done
 stages+=(mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0,fashion-ladder-dt16-seed0
-         mnist-ladder-dt4-seed0,fashion-ladder-dt4-seed0 fig5-mnist-normal-seed0,fig5-mnist-ladder-seed0
+         mnist-ladder-dt4-seed0,fashion-ladder-dt4-seed0 fig2-mnist-seed1,fig2-mnist-seed2
+         fig5-mnist-normal-seed0,fig5-mnist-ladder-seed0
          fig5-mnist-gmm-seed0,fig5-fashion-ladder-seed0 fig5-fashion-gmm-seed0,fashion-hierarchical-dt2-seed0
          mnist-vamp-relu_leaky_grad-seed0,fashion-vamp-relu_leaky_grad-seed0)
 stop=$here/runs/paper-batch.stop

@@ -26,15 +26,17 @@ EXPECTED = {  # runs labelled by each experiment, at every scale
 }
 # d_t = 8, n_levels = 1, the paper preset and std_activation = relu: Table 3's runs, shared
 UNIQUE = 50 + 25 + 30 + 1 + 15 + 18 + 10 + 10 + 10 + 10
-
+FIG2_SEEDS = {"quick": [0], "medium": [0], "paper": [0, 1, 2]}  # its scale_grid
 
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_manifest_expands_to_every_run(manifest, scale):
     runs = manifest.runs(scale)
-    assert len(runs) == UNIQUE == len({r.id for r in runs})
+    extra_fig2 = len(FIG2_SEEDS[scale]) - 1
+    assert len(runs) == UNIQUE + extra_fig2 == len({r.id for r in runs})
     labelled = Counter(exp for r in runs for exp in r.experiments)
-    assert dict(labelled) == EXPECTED
+    assert dict(labelled) == {**EXPECTED, "fig2": 1 + extra_fig2}
+    assert [r.parameters["seed"] for r in runs if "fig2" in r.labels] == FIG2_SEEDS[scale]
     tables = [r for r in runs if "tables" in r.labels]
     assert Counter((r.parameters["dataset"], r.parameters["prior"]) for r in tables) == {
         (d, p): 5 for d in ("mnist", "fashion")
@@ -135,4 +137,22 @@ def test_a_scale_names_only_known_evaluation_counts(tmp_path):
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ManifestError, match=r"scale 'quick': evaluate names unknown .*n_iss"):
+        load_manifest(path)
+
+
+@pytest.mark.parametrize(("scale_grid", "message"), [
+    ({"huge": {"seed": [0, 1]}}, r"experiment 'fig2': scale_grid for unknown scales \['huge'\]"),
+    ({"paper": {"prior": ["ladder"]}},
+     r"experiment 'fig2': scale_grid of 'paper' names \['prior'\], which its grid lacks"),
+])
+def test_a_scale_grid_names_known_scales_and_axes(tmp_path, scale_grid, message):
+    import yaml
+
+    data = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    data["experiments"]["fig2"]["scale_grid"] = scale_grid
+    for notebook in DEFAULT_MANIFEST.parent.glob("*.ipynb"):
+        (tmp_path / notebook.name).symlink_to(notebook)
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ManifestError, match=message):
         load_manifest(path)

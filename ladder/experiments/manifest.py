@@ -70,6 +70,8 @@ class Experiment:
     parameters: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     scale_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per scale, grid values that replace the grid's there (Fig 2: more seeds at the paper scale)
+    scale_grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     needs: list[str] = field(default_factory=list)
     requires: str | None = None
     trains: bool = True
@@ -136,7 +138,7 @@ class Manifest:
         by_key: dict[str, Run] = {}
         by_id: dict[str, Run] = {}
         for exp in self.experiments.values():
-            for values in _grid(exp, self.seeds):
+            for values in _grid(exp, self.seeds, scale):
                 run = _expand(exp, values, spec)
                 key = json.dumps([run.notebook, run.parameters, run.needs, run.requires],
                                  sort_keys=True)
@@ -202,16 +204,23 @@ def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
         if exp.requires not in (None, "cuda"):
             raise ManifestError(f"experiment {name!r}: requires is 'cuda' or absent, got "
                                 f"{exp.requires!r}")
-        bad = set(exp.scale_parameters) - set(scales)
-        if bad:
-            raise ManifestError(f"experiment {name!r}: scale_parameters for unknown scales "
-                                f"{sorted(bad)}")
+        for key in ("scale_parameters", "scale_grid"):
+            bad = set(getattr(exp, key)) - set(scales)
+            if bad:
+                raise ManifestError(f"experiment {name!r}: {key} for unknown scales "
+                                    f"{sorted(bad)}")
+        for scale_name, values in exp.scale_grid.items():
+            unknown_axes = set(values) - set(exp.grid) - {"seed"}
+            if unknown_axes:
+                raise ManifestError(f"experiment {name!r}: scale_grid of {scale_name!r} names "
+                                    f"{sorted(unknown_axes)}, which its grid lacks; a scale can "
+                                    "change a grid's values, not add an axis (seed excepted)")
         experiments[name] = exp
     return Manifest(path=path, seeds=list(data["seeds"]), scales=scales, experiments=experiments)
 
 
-def _grid(exp: Experiment, seeds: Sequence[int]) -> Iterable[dict[str, Any]]:
-    grid = dict(exp.grid)
+def _grid(exp: Experiment, seeds: Sequence[int], scale: str) -> Iterable[dict[str, Any]]:
+    grid = {**exp.grid, **exp.scale_grid.get(scale, {})}
     grid.setdefault("seed", list(seeds))
     names = list(grid)
     for combo in itertools.product(*(grid[n] for n in names)):
