@@ -145,23 +145,30 @@ class Results:
         return _difference(*(_by_seed(rows, name, column, {**match, "prior": prior})
                              for prior in (reference, other)))
 
+    def ahead(self, dataset: str, scale: str, label: str, source: tuple[str, str],
+              reference: str = "ladder") -> dict[str, tuple[int, int]]:
+        """In how many seeds ``reference`` beats each other finished prior of ``dataset`` on
+        ``source`` = (table, column), ``{prior: (seeds ahead, shared seeds)}`` for the priors
+        that share a seed with it; ``label`` says "higher is better" or "lower is better" (a
+        tie is not ahead). The cells of :meth:`seeds_ahead`."""
+        sense, (name, column) = _better(label), source
+        by_prior = _leads_over(self.rows(name, scale), name, column, dataset, reference)
+        return {prior: (sum(sense * value > 0 for value in lead.values()), len(lead))
+                for prior, lead in by_prior.items() if lead}
+
     def seeds_ahead(self, datasets: Sequence[str], scale: str,
                     quantities: Mapping[str, tuple[str, str]], reference: str = "ladder") -> str:
         """In how many seeds ``reference`` beats each other prior, as Markdown: one line per
         label of ``quantities`` (label -> (table, column); the label says "higher is better" or
         "lower is better") and dataset, one column per prior of :data:`PRIORS`, cells "ahead/
-        shared seeds" (a tie is not ahead), "-" where the two share no finished seed. A claim
-        that holds in every seed reads n/n in its line."""
+        shared seeds" (:meth:`ahead`), "-" where the two share no finished seed. A claim that
+        holds in every seed reads n/n in its line."""
         others = [p for p in PRIORS if p != reference]
         body = []
-        for label, (name, column) in quantities.items():
-            sense, rows = _better(label), self.rows(name, scale)
+        for label, source in quantities.items():
             for dataset in datasets:
-                by_prior = _leads_over(rows, name, column, dataset, reference)
-                cells = []
-                for lead in (by_prior.get(other, {}) for other in others):
-                    ahead = sum(sense * value > 0 for value in lead.values())
-                    cells.append(f"{ahead}/{len(lead)}" if lead else "-")
+                counts = self.ahead(dataset, scale, label, source, reference)
+                cells = ("/".join(map(str, counts[o])) if o in counts else "-" for o in others)
                 body.append((label, dataset, *cells))
         header = (f"{scale} scale: seeds where {reference} is ahead", "dataset", *others)
         return markdown_table(header, body)
