@@ -242,8 +242,12 @@ def test_seeds_ahead_counts_the_shared_seeds_the_reference_wins(tmp_path_factory
     sense = 1 if higher else -1
     ahead = sum(sense * (ours[s] - theirs[s]) > 0 for s in shared)  # a tie is not ahead
     assert cells == [label, "mnist", "-", "-", f"{ahead}/{len(shared)}" if shared else "-", "-"]
-    counts = Results(root, ["paper"]).ahead("mnist", "paper", label, ("table3_elbo", "ELBO"))
+    results = Results(root, ["paper"])
+    counts = results.ahead("mnist", "paper", label, ("table3_elbo", "ELBO"))
     assert counts == ({"gmm": (ahead, len(shared))} if shared else {})
+    signed = results.signed_leads("mnist", "paper", label, ("table3_elbo", "ELBO"))
+    expected = {s: sense * (ours[s] - theirs[s]) for s in sorted(shared)}
+    assert signed == ({"gmm": pytest.approx(expected)} if shared else {})
 
 
 def test_seeds_ahead_needs_the_label_to_say_which_way_is_better(tmp_path):

@@ -145,16 +145,25 @@ class Results:
         return _difference(*(_by_seed(rows, name, column, {**match, "prior": prior})
                              for prior in (reference, other)))
 
-    def ahead(self, dataset: str, scale: str, label: str, source: tuple[str, str],
-              reference: str = "ladder") -> dict[str, tuple[int, int]]:
-        """In how many seeds ``reference`` beats each other finished prior of ``dataset`` on
-        ``source`` = (table, column), ``{prior: (seeds ahead, shared seeds)}`` for the priors
-        that share a seed with it; ``label`` says "higher is better" or "lower is better" (a
-        tie is not ahead). The cells of :meth:`seeds_ahead`."""
+    def signed_leads(self, dataset: str, scale: str, label: str, source: tuple[str, str],
+                     reference: str = "ladder") -> dict[str, dict[int, float]]:
+        """``reference``'s lead over each other finished prior of ``dataset`` on ``source`` =
+        (table, column), seed by seed, signed by ``label`` ("higher is better" or "lower is
+        better") so that a positive lead favours ``reference``: ``{prior: {seed: lead}}`` for the
+        priors that share a seed with it (:meth:`lead`'s numbers, all read one way)."""
         sense, (name, column) = _better(label), source
         by_prior = _leads_over(self.rows(name, scale), name, column, dataset, reference)
-        return {prior: (sum(sense * value > 0 for value in lead.values()), len(lead))
+        return {prior: {seed: sense * value for seed, value in lead.items()}
                 for prior, lead in by_prior.items() if lead}
+
+    def ahead(self, dataset: str, scale: str, label: str, source: tuple[str, str],
+              reference: str = "ladder") -> dict[str, tuple[int, int]]:
+        """In how many seeds ``reference`` beats each other prior (:meth:`signed_leads`):
+        ``{prior: (seeds ahead, shared seeds)}``, a tie not ahead. The cells of
+        :meth:`seeds_ahead`."""
+        return {prior: (sum(value > 0 for value in lead.values()), len(lead))
+                for prior, lead in self.signed_leads(dataset, scale, label, source,
+                                                     reference).items()}
 
     def seeds_ahead(self, datasets: Sequence[str], scale: str,
                     quantities: Mapping[str, tuple[str, str]], reference: str = "ladder") -> str:
