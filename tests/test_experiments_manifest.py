@@ -134,10 +134,8 @@ def test_a_scale_names_only_known_evaluation_counts(tmp_path):
     data = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     assert set(data["scales"]["paper"]["evaluate"]) <= set(vars(EVALUATION))
     data["scales"]["quick"]["evaluate"]["n_iss"] = 10
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump(data))
     with pytest.raises(ManifestError, match=r"scale 'quick': evaluate names unknown .*n_iss"):
-        load_manifest(path)
+        _load_edited(tmp_path, data)
 
 
 @pytest.mark.parametrize(("scale_grid", "message"), [
@@ -150,9 +148,17 @@ def test_a_scale_grid_names_known_scales_and_axes(tmp_path, scale_grid, message)
 
     data = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     data["experiments"]["fig2"]["scale_grid"] = scale_grid
-    for notebook in DEFAULT_MANIFEST.parent.glob("*.ipynb"):
-        (tmp_path / notebook.name).symlink_to(notebook)
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump(data))
     with pytest.raises(ManifestError, match=message):
-        load_manifest(path)
+        _load_edited(tmp_path, data)
+
+
+def _load_edited(folder, data: dict):
+    """:func:`load_manifest` of ``data`` written into ``folder``, beside the experiments'
+    notebooks (linked), as an edited copy of the default manifest."""
+    import yaml
+
+    for notebook in DEFAULT_MANIFEST.parent.glob("*.ipynb"):
+        (folder / notebook.name).symlink_to(notebook)
+    path = folder / "manifest.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_manifest(path)

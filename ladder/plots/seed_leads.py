@@ -32,6 +32,7 @@ def plot_seed_leads(leads: Leads, reference: str = "LaDDer", linear_width: float
     datasets = list(dict.fromkeys(dataset for _, dataset in leads))
     seeds = sorted({s for panel in leads.values() for by_seed in panel.values() for s in by_seed})
     colours = {seed: f"C{i}" for i, seed in enumerate(seeds)}
+    offsets = {seed: 0.12 * (i - (len(seeds) - 1) / 2) for i, seed in enumerate(seeds)}
     fig = Figure(figsize=(panel_size[0] * len(datasets), panel_size[1] * len(labels)),
                  layout="constrained")
     axes = fig.subplots(len(labels), len(datasets), squeeze=False)
@@ -42,8 +43,7 @@ def plot_seed_leads(leads: Leads, reference: str = "LaDDer", linear_width: float
         others = list(panel)
         for x, other in enumerate(others):
             for seed, lead in panel[other].items():
-                offset = 0.12 * (seeds.index(seed) - (len(seeds) - 1) / 2)
-                ax.scatter(x + offset, lead, s=18, color=colours[seed], zorder=3)
+                ax.scatter(x + offsets[seed], lead, s=18, color=colours[seed], zorder=3)
         ax.axhline(0, color="k", linewidth=0.8)
         ax.set_yscale("symlog", linthresh=linear_width)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
