@@ -335,3 +335,52 @@ def test_class_mixes_set_each_run_beside_the_test_images(tmp_path):
                                     "SLP": [0.6, 0.4]},
         "mnist-normal-seed1": {"test images": [0.5, 0.5], "samples": [0.6, 0.4]},
     }  # fmt: skip
+
+
+def _land_fig5(root: Path, run: str, dataset: str, seed: int, rows: list[dict]) -> None:
+    folder = root / "paper" / "runs" / run
+    folder.mkdir(parents=True)
+    (folder / "fig5.json").write_text(json.dumps({"dataset": dataset, "seed": seed,
+                                                  "rows": rows}))
+
+
+def _fig5_row(model: str, metric: str, better: str, diff: float, diff_se: float) -> dict:
+    return {"model": model, "metric": metric, "better": better, "diff": diff, "diff_se": diff_se}
+
+
+_differences = st.floats(-50, 50, allow_nan=False).filter(lambda d: d != 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(runs=st.dictionaries(st.tuples(st.sampled_from(["mnist", "fashion"]),
+                                      st.sampled_from(["normal", "gmm", "ladder"]),
+                                      st.integers(0, 3)),
+                            st.tuples(_differences, st.floats(0.01, 5), _differences,
+                                      st.floats(0.01, 5)),
+                            min_size=1, max_size=8))
+def test_slp_leads_are_differences_in_standard_errors_signed_for_slp(tmp_path_factory, runs):
+    root = tmp_path_factory.mktemp("results")
+    _write_table(root / "paper", "table3_elbo", _rows(1))
+    for (dataset, model, seed), (fcd, fcd_se, precision, precision_se) in runs.items():
+        _land_fig5(root, f"fig5-{dataset}-{model}-seed{seed}", dataset, seed,
+                   [_fig5_row(model, "fcd", "lower", fcd, fcd_se),
+                    _fig5_row(model, "precision", "higher", precision, precision_se),
+                    _fig5_row(model, "length", "lower", 1.0, 0.1)])
+    measures = {"Fréchet distance": "fcd", "precision": "precision"}
+    leads = Results(root, ["paper"]).slp_leads("paper", measures)
+    for (dataset, model, seed), (fcd, fcd_se, precision, precision_se) in runs.items():
+        assert leads["Fréchet distance", dataset][model][seed] == pytest.approx(-fcd / fcd_se)
+        assert leads["precision", dataset][model][seed] == pytest.approx(precision / precision_se)
+    assert {label for label, _ in leads} == set(measures)  # length is not asked for
+    for by_model in leads.values():  # the columns in PRIORS order
+        assert list(by_model) == [p for p in PRIORS if p in by_model]
+    assert sum(len(seeds) for by_model in leads.values() for seeds in by_model.values()) == (
+        2 * len(runs))
+
+
+def test_slp_leads_refuse_a_difference_without_a_standard_error(tmp_path):
+    _write_table(tmp_path / "paper", "table3_elbo", _rows(1))
+    _land_fig5(tmp_path, "fig5-mnist-gmm-seed1", "mnist", 1,
+               [_fig5_row("gmm", "fcd", "lower", 3.0, 0.0)])
+    with pytest.raises(ValueError, match="fig5-mnist-gmm-seed1: the fcd difference has no"):
+        Results(tmp_path, ["paper"]).slp_leads("paper", {"FCD": "fcd"})

@@ -46,3 +46,10 @@ def test_a_figure_needs_some_leads():
         plot_seed_leads({})
     with pytest.raises(ValueError, match="no leads to draw"):
         plot_seed_leads({("KL", "mnist"): {}})
+
+
+def test_the_y_axis_names_the_reference_and_the_unit_of_its_leads():
+    panel = {("FCD", "mnist"): {"ladder": {1: -11.7}}}
+    assert plot_seed_leads(panel).get_supylabel() == "LaDDer's lead (above 0: ahead)"
+    fig = plot_seed_leads(panel, reference="SLP", unit="standard errors")
+    assert fig.get_supylabel() == "SLP's lead in standard errors (above 0: ahead)"

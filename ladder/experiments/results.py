@@ -215,6 +215,31 @@ class Results:
                               "samples": parts["class_shares"]}  # fmt: skip
         return mixes
 
+    def slp_leads(self, scale: str, measures: Mapping[str, str],
+                  datasets: Sequence[str] = ("mnist", "fashion")) -> dict[tuple[str, str], dict]:
+        """SLP's lead over the straight line (Fig 5) in each landed run of ``scale`` (its
+        ``fig5.json``), in standard errors of the paired difference, signed so that a positive
+        lead favours SLP: ``{(label, dataset): {model: {seed: lead}}}`` for each label -> metric
+        of ``measures`` and each of ``datasets`` that has a run, models in :data:`PRIORS` order,
+        the panels of :func:`ladder.plots.seed_leads.plot_seed_leads`."""
+        labels = {metric: label for label, metric in measures.items()}
+        found: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+        for run, fig5 in self.landed(scale, "fig5.json").items():
+            for row in fig5["rows"]:
+                if row["metric"] not in labels or fig5["dataset"] not in datasets:
+                    continue
+                if not row["diff_se"] > 0:
+                    raise ValueError(f"{run}: the {row['metric']} difference has no standard "
+                                     f"error ({row['diff_se']}); rerun its Fig 5 with more pairs")
+                sense = 1 if row["better"] == "higher" else -1
+                by_model = found.setdefault((labels[row["metric"]], fig5["dataset"]), {})
+                by_model.setdefault(row["model"], {})[fig5["seed"]] = (
+                    sense * row["diff"] / row["diff_se"])
+        order = {model: i for i, model in enumerate(PRIORS)}
+        return {(label, dataset): dict(sorted(found[label, dataset].items(),
+                                              key=lambda item: order.get(item[0], len(order))))
+                for label in measures for dataset in datasets if (label, dataset) in found}
+
     def figures(self, pattern: str, scale: str | None = None) -> list[Path]:
         """The figures matching ``pattern`` of ``scale`` (pass :meth:`scale` of the table they
         illustrate, so that a figure and its table come from one scale), or else from the

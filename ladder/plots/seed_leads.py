@@ -4,7 +4,9 @@ A panel per quantity and data set; in each, a column of dots per other prior, on
 signed so that a dot above zero is a seed where the reference prior is ahead. A column wholly
 above zero is a lead that holds in every seed; one that straddles zero changes side. Leads span
 orders of magnitude (a Fréchet distance of 500 against the Normal prior, 1 against the GMM
-prior), so the y axis is symmetric-log, linear within ``linear_width`` of zero. Returns a
+prior), so the y axis is symmetric-log, linear within ``linear_width`` of zero. The same grid
+draws SLP's lead over the straight line (Fig 5) with a column per model, from
+:meth:`ladder.experiments.results.Results.slp_leads`. Returns a
 :class:`matplotlib.figure.Figure` built without pyplot (nothing shown).
 """
 
@@ -23,9 +25,10 @@ Leads = Mapping[tuple[str, str], Mapping[str, Mapping[int, float]]]
 
 
 def plot_seed_leads(leads: Leads, reference: str = "LaDDer", linear_width: float = 1.0,
-                    panel_size: tuple[float, float] = (3.6, 1.9)) -> Figure:
+                    panel_size: tuple[float, float] = (3.6, 1.9), unit: str = "") -> Figure:
     """A grid of panels, one row per quantity label and one column per data set of ``leads``,
-    each dot one seed's signed lead of ``reference`` over the prior its column names."""
+    each dot one seed's signed lead of ``reference`` over the prior its column names, in
+    ``unit`` where the leads share one (named on the y axis)."""
     if not leads or not any(leads.values()):
         raise ValueError("no leads to draw: pass {(label, dataset): {prior: {seed: lead}}}")
     labels = list(dict.fromkeys(label for label, _ in leads))
@@ -56,5 +59,6 @@ def plot_seed_leads(leads: Leads, reference: str = "LaDDer", linear_width: float
                for seed in seeds]
     fig.legend(markers, [f"seed {seed}" for seed in seeds], loc="outside upper center",
                ncols=len(seeds), fontsize=7)
-    fig.supylabel(f"{reference}'s lead (above 0: ahead)", fontsize=8)
+    in_unit = f" in {unit}" if unit else ""
+    fig.supylabel(f"{reference}'s lead{in_unit} (above 0: ahead)", fontsize=8)
     return fig
