@@ -30,8 +30,8 @@ PRIOR_COMPARISON = {
     "Fréchet distance of samples (lower is better)": ("sm_table1_frechet", "generated"),
 }
 #: Leads by panel, model and seed: ``{(label, dataset): {model: {seed: lead}}}``, the shape
-#: :func:`ladder.plots.seed_leads.plot_seed_leads` draws.
-SeedLeads = dict[tuple[str, str], dict[str, dict[int, float]]]
+#: :meth:`Results.slp_leads` gives and :func:`ladder.plots.seed_leads.plot_seed_leads` draws.
+Leads = Mapping[tuple[str, str], Mapping[str, Mapping[int, float]]]
 
 
 class ResultsError(FileNotFoundError):
@@ -219,14 +219,14 @@ class Results:
         return mixes
 
     def slp_leads(self, scale: str, measures: Mapping[str, str],
-                  datasets: Sequence[str] = ("mnist", "fashion")) -> SeedLeads:
+                  datasets: Sequence[str] = ("mnist", "fashion")) -> Leads:
         """SLP's lead over the straight line (Fig 5) in each landed run of ``scale`` (its
         ``fig5.json``), in standard errors of the paired difference, signed so that a positive
         lead favours SLP: ``{(label, dataset): {model: {seed: lead}}}`` for each label -> metric
         of ``measures`` and each of ``datasets`` that has a run, models in :data:`PRIORS` order,
         the panels of :func:`ladder.plots.seed_leads.plot_seed_leads`."""
         labels = {metric: label for label, metric in measures.items()}
-        found: SeedLeads = {}
+        found: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
         for run, fig5 in self.landed(scale, "fig5.json").items():
             for row in fig5["rows"]:
                 if row["metric"] not in labels or fig5["dataset"] not in datasets:

@@ -13,15 +13,12 @@ draws SLP's lead over the straight line (Fig 5) with a column per model, from
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-#: (quantity label, data set) -> other prior -> {seed: signed lead}, as
-#: :meth:`ladder.experiments.results.Results.signed_leads` gives each panel
-Leads = Mapping[tuple[str, str], Mapping[str, Mapping[int, float]]]
+from ladder.experiments.results import Leads
 
 
 def plot_seed_leads(leads: Leads, reference: str = "LaDDer", linear_width: float = 1.0,
