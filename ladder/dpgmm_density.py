@@ -9,10 +9,14 @@ of two forms:
   phi(u) = [u_i u_j (i <= j), u_i, 1] of u = t - center (:func:`ladder.numerics.quadratic_features`):
   an (N, F) @ (F, K) matrix product instead of elementwise passes over (N, K, d). Its terms cancel
   for tight components, so that product is taken in float64;
-* above, where F ~ d^2/2 outgrows d K, as ``|u U_k - m_k U_k|^2`` with the Cholesky factors U_k.
+* above, as ``|u U_k - m_k U_k|^2`` with the Cholesky factors U_k, whose (N, K, d) passes are
+  slower up to at least d = 32 (``benchmarks/bench_mahalanobis.py``: 25600 points and 50
+  components on 2 CPU threads take 12 against 77 ms at d = 16, 76 against 123 ms at d = 32).
 
 :class:`QuadraticLogSumExp` is the training kinds' log sum_k exp(c_k - distance_k / 2) with a
-hand-written gradient (Eq (7) is evaluated on 100 samples per image in every training step).
+hand-written gradient, in any number of dimensions (Eq (7) is evaluated on 100 samples per image in
+every training step): autograd through the distances would keep (N, K, d) intermediates, which
+with the Cholesky form made a LaDDer epoch with d_t = 16 take 2.7 times as long as with d_t = 8.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ladder.numerics import EXPONENT_FLOOR, quadratic_features
 
 __all__ = ["MAX_QUADRATIC_D", "MahalanobisForm", "QuadraticLogSumExp"]
 
-MAX_QUADRATIC_D = 8  # up to here the Mahalanobis distances are one product with phi(u)
+MAX_QUADRATIC_D = 32  # up to here the Mahalanobis distances are one product with phi(u)
 
 
 def offset64(t: Tensor, center: Tensor) -> Tensor:
@@ -95,23 +99,23 @@ class QuadraticLogSumExp(torch.autograd.Function):
         d/du log sum_k exp(a_k) = sum_k r_k P_k (m_k - u) = sum_k r_k P_k m_k - (sum_k r_k P_k) u,
 
     two (N, K) products instead of autograd's trip back through every (N, K) intermediate. The
-    exponents are floored as in :func:`ladder.numerics.logsumexp`; the quadratic form and the
-    gradient's difference, whose terms cancel for tight components, are taken in float64.
-    ``affine`` is (F, K): a_k = phi(u) @ affine; ``prec_flat`` (K, d d) and ``prec_m`` (K, d)
-    are P_k and P_k m_k, all float64."""
+    exponents are floored as in :func:`ladder.numerics.logsumexp`; the gradient's difference, whose
+    terms cancel for tight components, is taken in float64. ``exponents`` is (N, K), the a_k(t)
+    in t's dtype, computed without a graph by the caller (the quadratic form, in float64 up to
+    :data:`MAX_QUADRATIC_D` dimensions); ``prec_flat`` (K, d d) and ``prec_m`` (K, d) are P_k
+    and P_k m_k, float64."""
 
     @staticmethod
-    def forward(ctx, t: Tensor, center: Tensor, affine: Tensor, prec_flat: Tensor,  # noqa: ANN001
+    def forward(ctx, t: Tensor, center: Tensor, exponents: Tensor, prec_flat: Tensor,  # noqa: ANN001
                 prec_m: Tensor) -> Tensor:
-        u = offset64(t, center)
-        a = (quadratic_features(u) @ affine).to(t.dtype)
+        a = exponents.to(t.dtype, copy=True)
         top = a.amax(-1, keepdim=True)
         # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
         # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)
         r = a.sub_(top.clamp(min=torch.finfo(a.dtype).min)).clamp_(min=EXPONENT_FLOOR).exp_()
         total = r.sum(-1, keepdim=True)
         out = (total.log() + top).squeeze(-1)
-        ctx.save_for_backward(u, r.div_(total), prec_flat, prec_m)
+        ctx.save_for_backward(offset64(t, center), r.div_(total), prec_flat, prec_m)
         return out
 
     @staticmethod

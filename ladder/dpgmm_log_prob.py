@@ -9,8 +9,9 @@
 
 Each is log sum_k exp(c_k - f(distance_k)) of the squared Mahalanobis distances under
 E[Lambda_k]; :func:`density_tables` prepares c_k and the distances' form once per fit, dtype and
-device. The training kinds (``"bound"``, ``"plugin"``) in up to ``MAX_QUADRATIC_D`` dimensions
-take the fused path :class:`~ladder.dpgmm_density.QuadraticLogSumExp`.
+device. The training kinds (``"bound"``, ``"plugin"``) take the fused path
+:class:`~ladder.dpgmm_density.QuadraticLogSumExp` (a hand-written gradient) in any number of
+dimensions, their exponents from :func:`training_exponents`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from ladder.dpgmm_cavi import (
     log_det_expected_precision,
     log_rho_offset,
 )
-from ladder.dpgmm_density import MAX_QUADRATIC_D, MahalanobisForm, QuadraticLogSumExp
-from ladder.numerics import LOG_2PI, logsumexp
+from ladder.dpgmm_density import MAX_QUADRATIC_D, MahalanobisForm, QuadraticLogSumExp, offset64
+from ladder.numerics import LOG_2PI, logsumexp, quadratic_features
 
 __all__ = ["FUSED_KINDS", "LOG_PROB_KINDS", "DensityTables", "component_log_prob", "density_tables",
-           "log_prob"]
+           "log_prob", "training_exponents"]
 
 LOG_PROB_KINDS = ("bound", "plugin", "predictive")
 FUSED_KINDS = ("bound", "plugin")  # a_k(t) = c_k - maha_k(t) / 2: the training kinds
@@ -91,21 +92,34 @@ def component_log_prob(t: Tensor, tables: DensityTables, kind: str) -> Tensor:
     return out.view(*t.shape[:-1], tables.offsets[kind].shape[0])
 
 
+def training_exponents(t: Tensor, tables: DensityTables, kind: str) -> Tensor:
+    """(N, K) exponents a_k(t) = c_k - maha_k(t) / 2 of a training kind for (N, d) points, without
+    a graph (the fused path's gradient is hand-written): up to ``MAX_QUADRATIC_D`` dimensions one
+    float64 product with the quadratic features of t - center, above the Cholesky form's terms."""
+    with torch.no_grad():
+        if t.shape[-1] <= MAX_QUADRATIC_D:
+            u = offset64(t, tables.distances.center64)
+            return (quadratic_features(u) @ tables.affine[kind]).to(t.dtype)
+        return component_log_prob(t, tables, kind)
+
+
 def log_prob(t: Tensor, tables: DensityTables, kind: str) -> Tensor:
     """log p(t) of ``kind`` (module docstring), shape t.shape[:-1], differentiable in t.
 
     NaN in t gives NaN out. An infinite coordinate, or a point whose distance to every component
     overflows t's dtype, gives -inf (density 0)."""
     d = t.shape[-1]
-    if kind in FUSED_KINDS and d <= MAX_QUADRATIC_D:
-        out = QuadraticLogSumExp.apply(t.reshape(-1, d), tables.distances.center64,
-                                       tables.affine[kind], tables.prec_flat, tables.prec_m)
+    if kind in FUSED_KINDS:
+        flat = t.reshape(-1, d)
+        out = QuadraticLogSumExp.apply(flat, tables.distances.center64,
+                                       training_exponents(flat, tables, kind), tables.prec_flat,
+                                       tables.prec_m)
         out = out.view(t.shape[:-1])
     else:
         out = logsumexp(component_log_prob(t, tables, kind), -1)
     if t.dtype == torch.float64 or d > MAX_QUADRATIC_D:
         # NaN from a point without NaN is an overflow to inf - inf of its distances (an
         # infinite coordinate, or one past ~1e154); below float64 in up to MAX_QUADRATIC_D
-        # dimensions (the training path) the float64 distances cannot overflow (offset64)
+        # dimensions the float64 quadratic features cannot overflow (offset64)
         out = out.masked_fill(out.isnan() & ~t.isnan().any(-1), -math.inf)
     return out

@@ -24,7 +24,7 @@ def random_components(seed: int, K: int, d: int, scale: float) -> tuple[torch.Te
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**16), st.integers(1, 6), st.integers(1, 12), st.floats(0.1, 10.0))
 def test_both_forms_equal_the_direct_quadratic_form(seed, K, d, scale):
-    """The quadratic-feature form (d <= 8) and the Cholesky form (above) both give
+    """The quadratic-feature form (up to MAX_QUADRATIC_D) and the Cholesky form (above) both give
     (t - m_k)^T P_k (t - m_k), whatever the center."""
     means, chol, points = random_components(seed, K, d, scale)
     prec = chol @ chol.mT
