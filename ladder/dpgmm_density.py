@@ -108,11 +108,12 @@ class QuadraticLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t: Tensor, center: Tensor, exponents: Tensor, prec_flat: Tensor,  # noqa: ANN001
                 prec_m: Tensor) -> Tensor:
-        a = exponents.to(t.dtype, copy=True)
-        top = a.amax(-1, keepdim=True)
+        top = exponents.amax(-1, keepdim=True)
         # a point too far for t's dtype has every a_k = -inf: shifted by the dtype's lowest value
-        # instead, its r is uniform and its value -inf (not -inf - -inf = NaN)
-        r = a.sub_(top.clamp(min=torch.finfo(a.dtype).min)).clamp_(min=EXPONENT_FLOOR).exp_()
+        # instead, its r is uniform and its value -inf (not -inf - -inf = NaN); the first step
+        # is out of place, so the caller's exponents are not overwritten
+        lowest = torch.finfo(exponents.dtype).min
+        r = (exponents - top.clamp(min=lowest)).clamp_(min=EXPONENT_FLOOR).exp_()
         total = r.sum(-1, keepdim=True)
         out = (total.log() + top).squeeze(-1)
         ctx.save_for_backward(offset64(t, center), r.div_(total), prec_flat, prec_m)
