@@ -100,9 +100,26 @@ def renumber_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nbformat.from_dict(json.loads(text))
 
 
+def coalesce_streams(outputs: list[dict]) -> list[dict]:
+    """``outputs`` with each run of consecutive stream outputs of one name (stdout, stderr) made
+    one: how a kernel splits what a cell prints depends on when it flushes, not on the cell."""
+    merged: list[dict] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream" and last["name"] == output["name"]):
+            last["text"] = "".join(last["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
+
+
 def canonical(nb: nbformat.NotebookNode) -> str:
     """The notebook's canonical file content."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a deep copy
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = coalesce_streams(cell.outputs)
     if nb.nbformat_minor < 5:
         nb.nbformat_minor = 5
         for i, cell in enumerate(nb.cells):
