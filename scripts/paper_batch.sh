@@ -45,7 +45,8 @@ ladder=$here/.venv/bin/ladder
 # why its Fashion-MNIST samples are far closer than the paper's?), and the VampPrior with an
 # encoder std head that keeps a gradient on its floor (vamp-std-head). Fig 2's run is about as
 # long as a LaDDer run since its grid's panels take K = 100 importance samples (benchmarks/
-# README.md, section 10): start it, like any run here, early in a session.
+# README.md, section 10): start it, like any run here, early in a session. After those, seeds 1
+# and 2 of SM Table 2's d_t = 2 and 16, so that the ablation's leads rest on more than one seed.
 row() {  # the run (with its Fig 5 where Fig 5 has that prior) of a data set, prior and seed
   case $2 in ladder|gmm|normal) echo "fig5-$1-$2-seed$3";; *) echo "$1-$2-seed$3";; esac
 }
@@ -64,6 +65,10 @@ stages+=(mnist-ladder-dt2-seed0,mnist-ladder-dt16-seed0 fashion-ladder-dt2-seed0
          fig5-mnist-normal-seed0,fig5-mnist-ladder-seed0
          fig5-mnist-gmm-seed0,fig5-fashion-ladder-seed0 fig5-fashion-gmm-seed0,fashion-hierarchical-dt2-seed0
          mnist-vamp-relu_leaky_grad-seed0,fashion-vamp-relu_leaky_grad-seed0)
+for seed in 1 2; do
+  stages+=("mnist-ladder-dt2-seed$seed,mnist-ladder-dt16-seed$seed"
+           "fashion-ladder-dt2-seed$seed,fashion-ladder-dt16-seed$seed")
+done
 stop=$here/runs/paper-batch.stop
 rm -f "$stop"
 cd "$snap"
