@@ -15,11 +15,13 @@ apart:
   (a bootstrap) or within each class to the reference's class shares (class-matched). Both repeat
   images, which raises a Fréchet distance, so a class-matched distance is compared with a plain
   one, never with the distance of the set itself;
-* :func:`frechet_parts`: all of these for one set of images on the evaluation classifier.
+* :func:`classify` and :func:`frechet_parts`: all of these for one set of images on the
+  evaluation classifier, against a reference set classified once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +30,9 @@ from torch import Tensor, nn
 from ladder.features import extract_features, frechet_distance
 
 __all__ = [
+    "ClassifiedImages",
     "class_shares",
+    "classify",
     "frechet_parts",
     "mean_term",
     "resampled_frechet",
@@ -126,17 +130,37 @@ def resampled_frechet(
     return torch.tensor(values, dtype=torch.float64)
 
 
+@dataclass(frozen=True)
+class ClassifiedImages:
+    """A set of images as :func:`frechet_parts` reads it: the classifier's features ``[N, F]`` and
+    its predicted classes ``[N]`` of ``n_classes``."""
+
+    features: Tensor
+    labels: Tensor
+    n_classes: int
+
+
+@torch.no_grad()
+def classify(images: Tensor, classifier: nn.Module) -> ClassifiedImages:
+    """The features and predicted classes of ``images`` (``[N, C, H, W]`` in [0, 1]) on
+    ``classifier`` (logits when called, ``.features`` for the features; put it in eval mode
+    first)."""
+    device = next(classifier.parameters()).device
+    logits = extract_features(classifier, images, device=device)
+    return ClassifiedImages(extract_features(classifier.features, images, device=device),
+                            logits.argmax(-1), logits.shape[1])  # fmt: skip
+
+
 @torch.no_grad()
 def frechet_parts(
-    reference_images: Tensor,
+    reference: ClassifiedImages,
     images: Tensor,
     classifier: nn.Module,
     n_resamples: int = 10,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The Fréchet classifier distance of ``images`` to ``reference_images`` (both ``[N, C, H,
-    W]`` in [0, 1]) and its parts, on ``classifier`` (logits when called, ``.features`` for the
-    features; put it in eval mode first).
+    """The Fréchet classifier distance of ``images`` (``[N, C, H, W]`` in [0, 1]) to the
+    ``reference`` set (:func:`classify`, on the same ``classifier``) and its parts.
 
     Classes are the classifier's predictions on both sets, so that a set of decoded frames and the
     test images are labelled alike. Returns plain data: ``fcd``, ``mean_term``,
@@ -147,19 +171,15 @@ def frechet_parts(
     (``resampled_fcd``, ``resampled_fcd_std``) and class-matched (``class_matched_fcd``,
     ``class_matched_fcd_std``).
     """
-    device = next(classifier.parameters()).device
-    reference = extract_features(classifier.features, reference_images, device=device)
-    features = extract_features(classifier.features, images, device=device)
-    reference_labels = extract_features(classifier, reference_images, device=device).argmax(-1)
-    logits = extract_features(classifier, images, device=device)
-    n_classes = logits.shape[1]
-    labels = logits.argmax(-1)
-    shares = class_shares(labels, n_classes)
-    reference_shares = class_shares(reference_labels, n_classes)
-    fcd = frechet_distance(reference, features)
-    mean = mean_term(reference, features)
-    plain = resampled_frechet(reference, features, n_resamples=n_resamples, seed=seed)
-    matched = resampled_frechet(reference, features, labels, reference_shares, n_resamples, seed)
+    found = classify(images, classifier)
+    shares = class_shares(found.labels, found.n_classes)
+    reference_shares = class_shares(reference.labels, reference.n_classes)
+    features = found.features
+    fcd = frechet_distance(reference.features, features)
+    mean = mean_term(reference.features, features)
+    plain = resampled_frechet(reference.features, features, n_resamples=n_resamples, seed=seed)
+    matched = resampled_frechet(reference.features, features, found.labels, reference_shares,
+                                n_resamples, seed)  # fmt: skip
     return {
         "fcd": fcd,
         "mean_term": mean,

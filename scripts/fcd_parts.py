@@ -70,14 +70,15 @@ def _load(model_run: Path, dataset: str) -> tuple[Any, torch.Tensor, Any, str]:
 
 def analyse_frames(fig5: dict[str, Any], model_run: Path, resamples: int) -> dict[str, Any]:
     """``fcd_parts.json`` of the Fig 5 run described by ``fig5`` (its ``fig5.json``)."""
-    from ladder.frechet_parts import frechet_parts
+    from ladder.frechet_parts import classify, frechet_parts
     from ladder.slp_eval import compare_slp_sp
 
     model, images, classifier, weights = _load(model_run, fig5["dataset"])
     comparison = compare_slp_sp(model, images, classifier, n_pairs=fig5["n_pairs"],
                                 seed=fig5["seed"], n_boot=0, iters=fig5["iters"])  # fmt: skip
+    reference = classify(images, classifier)
     parts = {
-        method: frechet_parts(images, comparison.frames[method][:, 1:-1].flatten(0, 1),
+        method: frechet_parts(reference, comparison.frames[method][:, 1:-1].flatten(0, 1),
                               classifier, n_resamples=resamples, seed=fig5["seed"])
         for method in METHODS
     }  # fmt: skip
@@ -89,18 +90,19 @@ def analyse_samples(model_run: Path, dataset: str, draws: int, resamples: int) -
     """``fcd_parts.json`` of a training run: its generated images' distance over ``draws`` draws
     and the parts of the first."""
     from ladder.features import extract_features, frechet_distance
-    from ladder.frechet_parts import frechet_parts
+    from ladder.frechet_parts import classify, frechet_parts
     from ladder.metrics import generate
 
     model, images, classifier, weights = _load(model_run, dataset)
+    reference = classify(images, classifier)
     torch.manual_seed(0)
-    parts = frechet_parts(images, generate(model, len(images)), classifier, n_resamples=resamples)
-    reference = extract_features(classifier.features, images)
+    parts = frechet_parts(reference, generate(model, len(images)), classifier,
+                          n_resamples=resamples)  # fmt: skip
     distances = [parts["fcd"]]
     for draw in range(1, draws):
         torch.manual_seed(draw)
         generated = extract_features(classifier.features, generate(model, len(images)))
-        distances.append(frechet_distance(reference, generated))
+        distances.append(frechet_distance(reference.features, generated))
     return {"model_run": model_run.name, "classifier": weights, "resamples": resamples,
             "draws": distances, "parts": parts}  # fmt: skip
 

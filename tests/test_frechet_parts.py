@@ -11,6 +11,7 @@ from ladder.classifier import LeNetClassifier
 from ladder.features import frechet_distance
 from ladder.frechet_parts import (
     class_shares,
+    classify,
     frechet_parts,
     mean_term,
     resampled_frechet,
@@ -100,11 +101,16 @@ def test_the_parts_of_a_set_of_images_add_up():
     classifier = LeNetClassifier(feature_dim=8).eval()
     reference = torch.rand(300, 1, 28, 28, generator=generator(0))
     images = 0.5 * torch.rand(200, 1, 28, 28, generator=generator(1))
-    parts = frechet_parts(reference, images, classifier, n_resamples=3, seed=0)
+    classified = classify(reference, classifier)
+    parts = frechet_parts(classified, images, classifier, n_resamples=3, seed=0)
     assert parts["fcd"] == pytest.approx(parts["mean_term"] + parts["covariance_term"])
+    assert parts["fcd"] == frechet_distance(classified.features,
+                                            classify(images, classifier).features)  # fmt: skip
+    assert classified.n_classes == 10
+    assert torch.equal(classified.labels, classifier(reference).argmax(-1))
     assert sum(parts["class_shares"]) == pytest.approx(1.0)
     assert len(parts["class_shares"]) == len(parts["reference_shares"]) == 10
     assert 0.0 <= parts["class_tv"] <= 1.0 and 0.0 <= parts["unmatched_share"] < 1.0
     assert parts["resampled_fcd_std"] >= 0.0
-    itself = frechet_parts(reference, reference, classifier, n_resamples=2, seed=0)
+    itself = frechet_parts(classified, reference, classifier, n_resamples=2, seed=0)
     assert itself["class_tv"] == itself["unmatched_share"] == 0.0 and abs(itself["fcd"]) < 1e-6
