@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ladder.experiments.results import Results
+from ladder.experiments.results import Results, ResultsError
 from ladder.markdown import markdown_table
 from ladder.plots.class_mix import plot_class_mix
 
@@ -202,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder.name}: fcd_parts.json in {time.perf_counter() - started:.0f} s")
     (args.results / "fcd_parts.md").write_text(table(args.results))
     print(f"wrote {args.results / 'fcd_parts.md'}")
-    mixes = Results(args.results.parent, [args.results.name]).class_mixes(args.results.name)
+    try:
+        mixes = Results(args.results.parent, [args.results.name]).class_mixes(args.results.name)
+    except ResultsError as err:
+        print(f"fcd_parts: no class-mix figure: {err}", file=sys.stderr)
+        return 2
     frames = {run: mix for run, mix in mixes.items() if run.startswith("fig5-")}
     if frames:
         figure = args.results / "figures" / "fcd_parts_class_mix.png"

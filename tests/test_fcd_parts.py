@@ -64,3 +64,17 @@ def test_a_folder_without_landed_runs_is_refused_in_one_line(tmp_path, capsys):
     assert fcd_parts.main([str(tmp_path), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "results/paper runs/paper" in err
+
+
+def test_a_results_folder_without_a_report_keeps_the_table_and_refuses_the_figure(
+    tmp_path, capsys
+):
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    runs.mkdir()
+    land(results / "runs" / "mnist-normal-seed1", {
+        "evaluation.json": evaluation(514.0),
+        "fcd_parts.json": {"draws": [520.0], "parts": parts(520.0)}})  # fmt: skip
+    assert fcd_parts.main([str(results), str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no class-mix figure" in err and "ladder report" in err
+    assert "| mnist-normal-seed1 | 514.0 |" in (results / "fcd_parts.md").read_text()
