@@ -94,8 +94,12 @@ def setup_notebook(seed: int = 0, threads: int | None = 2, precision: int = 4) -
     torch.set_printoptions(precision=precision, sci_mode=False, linewidth=100)
 
     import matplotlib
-    import matplotlib.pyplot  # noqa: F401  (activates the kernel's inline backend before the style)
+    import matplotlib.pyplot
 
+    # Load the backend now (matplotlib loads it at the first pyplot figure): a Jupyter kernel's
+    # inline backend registers, on loading, how a Figure displays, and a chapter may display
+    # figures built without pyplot (ladder.plots) before it makes any with pyplot.
+    matplotlib.pyplot.switch_backend(matplotlib.get_backend())
     matplotlib.rcParams.update(FIGURE_STYLE)
     warnings.formatwarning = short_warning
 

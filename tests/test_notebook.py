@@ -165,3 +165,22 @@ def test_check_records_every_claim_instead_of_raising_while_a_survey_logs(tmp_pa
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["claim"], r["margin"], r["above"], r["below"]) for r in records] == [
         ("holds", 2.0, 1.0, None), ("fails", -2.0, None, 1.0)]
+
+
+def test_a_figure_built_without_pyplot_displays_as_an_image_after_setup(tmp_path):
+    """In a Jupyter kernel the inline backend registers how a Figure displays when it loads;
+    setup_notebook loads it, so ladder.plots' figures show before any pyplot figure."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from ladder.notebook import setup_notebook\n"
+                                  "settings = setup_notebook(threads=1)"),
+        nbformat.v4.new_code_cell("from matplotlib.figure import Figure\n"
+                                  "figure = Figure()\nfigure.subplots().plot([0, 1])\n"
+                                  "display(figure)"),
+    ])  # fmt: skip
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    (shown,) = notebook.cells[1].outputs
+    assert "image/png" in shown["data"]
